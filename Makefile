@@ -1,0 +1,29 @@
+# Two commands for a fresh machine: `make demo` runs the main job on the embedded model,
+# `make test` runs the test suite. Both create .venv and install what they need first
+# (llama-cpp-python builds from source: ~10 minutes on 2 cores the first time, cached after).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install test demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[local,envs,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/purpose-dspy run --env treasure-maze --seed 3
+	$(BIN)/purpose-dspy run --env twx:coin --seed 1
+
+bench: install
+	$(BIN)/python benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,50 @@
+"""PurposeCritic: scores Φ before and after a step; unscorable answers become flagged zero-delta scores."""
+
+from __future__ import annotations
+
+import logging
+
+import dspy
+from dspy.utils.exceptions import AdapterParseError
+
+from purpose_dspy.signatures.score_transition import ScoreTransition
+from purpose_dspy.types import PurposeScore, State
+
+logger = logging.getLogger(__name__)
+
+
+class PurposeCritic(dspy.Module):
+    """Judges one transition with the `ScoreTransition` signature.
+
+    Out-of-range or unparsable answers are retried once (sampled, so not a cached repeat); if
+    that fails too the step is "unscored": Φ carried over from `phi_prev`, delta 0, never a
+    silently clamped guess.
+    """
+
+    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7) -> None:
+        super().__init__()
+        self.judge = dspy.Predict(ScoreTransition)
+        self.max_attempts = max_attempts
+        self.retry_temperature = retry_temperature
+
+    def forward(
+        self, purpose: str, before: State, action: str, after: State, phi_prev: float = 0.0
+    ) -> dspy.Prediction:
+        errors: list[str] = []
+        for attempt in range(self.max_attempts):
+            config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
+            try:
+                pred = self.judge(
+                    purpose=purpose, state_before=before.observation, action=action,
+                    state_after=after.observation, config=config,
+                )
+                # PurposeScore validates the ranges (DSPy checks only the types of top-level fields).
+                score = PurposeScore(
+                    phi_before=pred.phi_before, phi_after=pred.phi_after, confidence=pred.confidence,
+                    evidence=pred.evidence, reasoning=pred.reasoning,
+                )
+                return dspy.Prediction(score=score, attempts=attempt + 1)
+            except (AdapterParseError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+                errors.append(str(exc).splitlines()[0][:200])
+        logger.info("critic could not score the step: %s", "; ".join(errors))
+        return dspy.Prediction(score=PurposeScore.unscored(phi_prev, "; ".join(errors)), attempts=self.max_attempts)

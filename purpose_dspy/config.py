@@ -1,0 +1,16 @@
+"""Run configuration: frozen, validated, one docstring per field. Run *state* lives elsewhere."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunConfig(BaseModel):
+    """How one episode is run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_steps: int = Field(20, gt=0, description="Steps before the run stops with reason 'max_steps'.")
+    max_lm_calls: int | None = Field(None, gt=0, description="LM-call budget for the run; None = unlimited.")
+    history_window: int = Field(6, ge=0, description="How many recent steps the actor sees as history.")
+    observation_chars: int = Field(160, gt=0, description="Characters of each past observation kept in the history.")

@@ -1,0 +1,53 @@
+"""Typed exceptions, split by who must act.
+
+- `UsageError`: the programmer or CLI user passed something wrong; the message says the fix.
+- `LMUnavailableError`: the LM endpoint or local model cannot be reached or loaded; the operator acts.
+- `EnvironmentUnavailableError`: an environment's package or Java is missing; the operator installs it.
+- `RunStopped` and its subclasses end an episode on purpose; they carry the reason and are caught
+  by the orchestrator, never by users.
+
+Model misbehaviour (unparsable output, an invalid action) is *not* an exception here: it is retried,
+then recorded on the step.
+"""
+
+from __future__ import annotations
+
+
+class PurposeDspyError(Exception):
+    """Base class for every error this library raises on purpose."""
+
+
+class UsageError(PurposeDspyError, ValueError):
+    """Wrong input from the caller. The message names what was expected, what came, and the fix."""
+
+
+class LMUnavailableError(PurposeDspyError):
+    """The language model cannot be reached or loaded."""
+
+
+class EnvironmentUnavailableError(PurposeDspyError):
+    """An environment cannot be created (package not installed, Java missing...)."""
+
+
+class RunStopped(PurposeDspyError):
+    """Ends an episode; the orchestrator records `reason` as the trajectory's stop reason."""
+
+    reason = "stopped"
+
+
+class Finished(RunStopped):
+    """The environment says the episode is over."""
+
+    reason = "done"
+
+
+class StepLimitReached(RunStopped):
+    """The configured max_steps was reached before the episode ended."""
+
+    reason = "max_steps"
+
+
+class BudgetExceeded(RunStopped):
+    """The LM-call budget for the run is spent."""
+
+    reason = "lm_budget"

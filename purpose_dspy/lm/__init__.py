@@ -1,0 +1,158 @@
+"""Which language model serves which role, and how to build it as a `dspy.LM`.
+
+Roles are actor, critic, judge, editor and optimizer. Each gets an `LMSpec`, resolved in this
+order (first wins): CLI flags, environment variables (`PURPOSE_DSPY_LM`, `PURPOSE_DSPY_API_BASE`,
+`PURPOSE_DSPY_<ROLE>_LM`), a TOML file (`[lm]` and `[lm.<role>]` tables), then the embedded default
+`local/smollm2-135m`. API keys are read by DSPy from the usual environment variables
+(`OPENAI_API_KEY`...); nothing here ever writes one anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from purpose_dspy.errors import LMUnavailableError, UsageError
+from purpose_dspy.types import ROLES, Role
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "local/smollm2-135m"
+
+
+class LMSpec(BaseModel):
+    """How to reach the LM for one role."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(DEFAULT_MODEL, description="'local/<name>' for an embedded model, else provider/model (openai/gpt-4o-mini).")
+    api_base: str | None = Field(None, description="Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 is greedy.")
+    max_tokens: int = Field(384, gt=0, description="Completion token limit per call.")
+    cache: bool = Field(True, description="Use DSPy's response cache (turn off to measure consistency).")
+
+    @property
+    def is_local(self) -> bool:
+        return self.model.startswith("local/")
+
+
+class LMConfig(BaseModel):
+    """The LM spec of every role: one default plus per-role overrides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: LMSpec = LMSpec()
+    roles: dict[Role, LMSpec] = Field(default_factory=dict)
+
+    def for_role(self, role: Role) -> LMSpec:
+        return self.roles.get(role, self.default)
+
+
+def load_lm_config(
+    *,
+    model: str | None = None,
+    api_base: str | None = None,
+    role_models: Mapping[str, str | None] | None = None,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> LMConfig:
+    """Resolve the LM config from flags (the arguments), environment variables and a TOML file.
+
+    `overrides` (temperature, max_tokens, cache) apply to every role.
+    """
+    env = os.environ if environ is None else environ
+    table: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            table = tomllib.loads(path.read_text()).get("lm", {})
+        except FileNotFoundError as exc:
+            raise UsageError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
+
+    base = {k: v for k, v in table.items() if k not in ROLES}
+    base.update({k: v for k, v in {"model": env.get("PURPOSE_DSPY_LM"), "api_base": env.get("PURPOSE_DSPY_API_BASE")}.items() if v})
+    base.update({k: v for k, v in {"model": model, "api_base": api_base}.items() if v})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        default = LMSpec(**base)
+        roles: dict[Role, LMSpec] = {}
+        for role in ROLES:
+            role_table = dict(table.get(role, {}))
+            flag = (role_models or {}).get(role) or env.get(f"PURPOSE_DSPY_{role.upper()}_LM")
+            if flag:
+                role_table["model"] = flag
+            if role_table:
+                roles[role] = default.model_copy(update=LMSpec(**{**default.model_dump(), **role_table}).model_dump())
+        return LMConfig(default=default, roles=roles)
+    except ValidationError as exc:
+        raise UsageError(f"invalid LM settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+
+
+def check_endpoint(api_base: str, timeout: float = 3.0) -> None:
+    """Fail fast, naming the endpoint, when nothing listens at `api_base`."""
+    url = urlparse(api_base)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise UsageError(f"--api-base must be an http(s) URL such as http://127.0.0.1:8080/v1, got {api_base!r}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise LMUnavailableError(
+            f"cannot reach the LM endpoint {api_base} ({reason}); start the server or pass another --api-base"
+        ) from exc
+
+
+_ENGINES: dict[str, Any] = {}  # one loaded model per GGUF file per process, shared by all roles
+
+
+def build_lm(spec: LMSpec) -> Any:
+    """A `dspy.LM` for `spec`: the embedded llama.cpp engine for 'local/...', else DSPy's own client."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no metadata fetch over the network
+    import dspy
+
+    if spec.is_local:
+        from purpose_dspy.lm.llama_cpp_engine import LlamaCppEngine
+        from purpose_dspy.lm.local_models import resolve_local
+
+        if spec.api_base:
+            raise UsageError("--api-base is for remote models; a 'local/...' model runs in this process")
+        model_string, path = resolve_local(spec.model.removeprefix("local/"))
+        engine = _ENGINES.setdefault(str(path), LlamaCppEngine(path))
+        return dspy.LM(model_string, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens,
+                       cache=spec.cache, num_retries=1)
+    kwargs: dict[str, Any] = {}
+    if spec.api_base:
+        check_endpoint(spec.api_base)
+        kwargs["api_base"] = spec.api_base
+        if "/" in spec.model and spec.model.split("/", 1)[0] == "openai" and not os.environ.get("OPENAI_API_KEY"):
+            kwargs["api_key"] = "no-key"  # local OpenAI-compatible servers ignore it; never stored
+    return dspy.LM(spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=spec.cache,
+                   num_retries=2, **kwargs)
+
+
+def build_role_lms(config: LMConfig, roles: tuple[Role, ...] = ("actor", "critic")) -> dict[Role, Any]:
+    """One `dspy.LM` per role; roles with the same spec share one LM object."""
+    built: dict[LMSpec, Any] = {}
+    out: dict[Role, Any] = {}
+    for role in roles:
+        spec = config.for_role(role)
+        if spec not in built:
+            built[spec] = build_lm(spec)
+        out[role] = built[spec]
+    return out
+
+
+__all__ = ["DEFAULT_MODEL", "LMConfig", "LMSpec", "build_lm", "build_role_lms", "check_endpoint", "load_lm_config"]

@@ -1,0 +1,163 @@
+"""The online loop: actor -> environment -> purpose critic, one step at a time.
+
+`Orchestrator.run_iter` yields each `Transition` as it happens (callers can stream a table);
+`run` is `run_iter` drained. A step is named methods: act, observe, critique. The run ends with a
+typed `RunStopped` (done, step limit, LM budget) whose reason lands on the trajectory. Reward is
+given only when Φ rises (`PurposeScore.reward`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+from dspy.utils.exceptions import LMError
+
+from purpose_dspy.config import RunConfig
+from purpose_dspy.environments.base import Environment
+from purpose_dspy.errors import BudgetExceeded, Finished, LMUnavailableError, RunStopped, StepLimitReached
+from purpose_dspy.programs.agent import PurposeAgent
+from purpose_dspy.trace import traced_copy
+from purpose_dspy.types import Action, LMCall, PurposeScore, Role, RunResult, State, Task, Trajectory, Transition
+
+
+@dataclass
+class RunState:
+    """Everything that changes during one episode (the config never does)."""
+
+    trajectory: Trajectory
+    state: State
+    phi: float = 0.0
+    lm_calls: list[LMCall] = field(default_factory=list)  # every call of the run, in order
+    lms: dict[Role, Any] = field(default_factory=dict)  # run-private traced LM copies
+
+
+class Orchestrator:
+    """Runs a `PurposeAgent` in an environment with one LM per role."""
+
+    def __init__(self, agent: PurposeAgent, lms: dict[Role, Any], config: RunConfig | None = None) -> None:
+        missing = {"actor", "critic"} - set(lms)
+        if missing:
+            raise ValueError(f"Orchestrator needs an LM for roles {sorted(missing)}; got {sorted(lms)}")
+        self.agent = agent
+        self.lms = lms
+        self.config = config or RunConfig()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, env: Environment, task: Task, purpose: str | None = None) -> RunResult:
+        start = time.perf_counter()
+        run = self._start(env, task, purpose)
+        for _ in self._steps(run, env):
+            pass
+        return RunResult(
+            trajectory=run.trajectory,
+            seconds=time.perf_counter() - start,
+            model_by_role={role: lm.model for role, lm in self.lms.items()},
+        )
+
+    def run_iter(self, env: Environment, task: Task, purpose: str | None = None) -> Iterator[Transition]:
+        yield from self._steps(self._start(env, task, purpose), env)
+
+    def _start(self, env: Environment, task: Task, purpose: str | None) -> RunState:
+        state = env.reset(task)
+        trajectory = Trajectory(purpose=purpose or env.purpose, task=task)
+        run = RunState(trajectory=trajectory, state=state)
+        run.lms = {role: traced_copy(lm, role, run.lm_calls) for role, lm in self.lms.items()}
+        return run
+
+    def _steps(self, run: RunState, env: Environment) -> Iterator[Transition]:
+        try:
+            while True:
+                self._check_limits(run)
+                transition = self.step(run, env)
+                run.trajectory.steps.append(transition)
+                yield transition
+        except RunStopped as stop:
+            run.trajectory.stop_reason = stop.reason
+        run.trajectory.success = run.state.success
+
+    def _check_limits(self, run: RunState) -> None:
+        if run.state.done:
+            raise Finished()
+        if len(run.trajectory.steps) >= self.config.max_steps:
+            raise StepLimitReached()
+        if self.config.max_lm_calls is not None and len(run.lm_calls) >= self.config.max_lm_calls:
+            raise BudgetExceeded()
+
+    # -- one step ---------------------------------------------------------------------------
+    def step(self, run: RunState, env: Environment) -> Transition:
+        started, first_call = time.perf_counter(), len(run.lm_calls)
+        before = run.state
+        decision = self.act(run)
+        if decision.action is None:
+            after, score = before, PurposeScore.unscored(run.phi, f"actor failed: {decision.error}")
+        else:
+            after = env.step(decision.action)
+            score = self.critique(run, before, decision.action, after)
+        run.state, run.phi = after, score.phi_after
+        return Transition(
+            index=len(run.trajectory.steps),
+            before=before,
+            action=Action(text=decision.action, thought=decision.thought) if decision.action else None,
+            after=after,
+            score=score,
+            progress=env.progress(),
+            error=decision.error,
+            lm_calls=run.lm_calls[first_call:],
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+    def act(self, run: RunState) -> dspy.Prediction:
+        with self._role(run, "actor"):
+            return self.agent.actor(purpose=run.trajectory.purpose, state=run.state, history=self._history(run))
+
+    def critique(self, run: RunState, before: State, action: str, after: State) -> PurposeScore:
+        with self._role(run, "critic"):
+            pred = self.agent.critic(
+                purpose=run.trajectory.purpose, before=before, action=action, after=after, phi_prev=run.phi
+            )
+        return pred.score
+
+    def _history(self, run: RunState) -> str:
+        window = run.trajectory.steps[-self.config.history_window :] if self.config.history_window else []
+        lines = []
+        for t in window:
+            said = " ".join(t.after.observation.split())[: self.config.observation_chars]
+            lines.append(f"{t.action.text if t.action else '(no valid action)'} -> {said}")
+        return "\n".join(lines)
+
+    def _role(self, run: RunState, role: Role) -> _RoleScope:
+        return _RoleScope(run.lms[role], role)
+
+
+class _RoleScope:
+    """`dspy.context(lm=...)` for one role call, turning LM failures into `LMUnavailableError`."""
+
+    def __init__(self, lm: Any, role: Role) -> None:
+        self.lm, self.role = lm, role
+        self._ctx = dspy.context(lm=lm)
+
+    def __enter__(self) -> None:
+        self._ctx.__enter__()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        self._ctx.__exit__(exc_type, exc, tb)
+        if isinstance(exc, LMError):
+            raise LMUnavailableError(f"the {self.role} LM ({self.lm.model}) failed: {str(exc).splitlines()[0]}") from exc
+        return False
+
+
+def run_task(
+    purpose: str | None,
+    env: Environment,
+    *,
+    task: Task,
+    lms: dict[Role, Any],
+    agent: PurposeAgent | None = None,
+    max_steps: int = 20,
+) -> RunResult:
+    """Run one episode of `task` in `env` toward `purpose` (None: the environment's own goal)."""
+    return Orchestrator(agent or PurposeAgent(), lms, RunConfig(max_steps=max_steps)).run(env, task, purpose)

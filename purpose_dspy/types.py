@@ -1,0 +1,189 @@
+"""Plain data the whole system passes around: states, actions, scores, trajectories.
+
+Everything here is a pydantic model so it validates on the way in and serialises to JSON on the
+way out (artifacts, stores and `--json` output never need pickle). Nothing here imports DSPy.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+Role = Literal["actor", "critic", "judge", "editor", "optimizer"]
+ROLES: tuple[Role, ...] = ("actor", "critic", "judge", "editor", "optimizer")
+
+
+class Task(BaseModel):
+    """One concrete task of an environment family: which layout / game / variation to load."""
+
+    model_config = ConfigDict(frozen=True)
+
+    env_id: str = Field(description="Registry id, e.g. 'treasure-maze', 'twx:coin', 'scienceworld:boil'.")
+    seed: int = Field(0, description="Seed (TWX), layout seed (treasure-maze) or variation (ScienceWorld).")
+    split: Literal["train", "dev", "test"] = Field("train", description="Official fold the seed is drawn from.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Environment parameters (grid size, rooms...).")
+
+    @property
+    def task_id(self) -> str:
+        params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.env_id}/{self.split}/{self.seed}" + (f"[{params}]" if params else "")
+
+
+class State(BaseModel):
+    """What the agent sees: untrusted observation text, structured data, and the actions valid now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    observation: str = Field(description="Text the environment returned; untrusted (may carry injections).")
+    data: dict[str, Any] = Field(default_factory=dict, description="Structured facts for code (never shown to models).")
+    valid_actions: tuple[str, ...] = Field((), description="Actions accepted now; empty when the env does not list them.")
+    done: bool = Field(False, description="The episode has ended (success or failure).")
+    success: bool = Field(False, description="The episode ended with the goal reached.")
+
+
+class Action(BaseModel):
+    """What the actor chose, with its stated reasoning. `text` is what is sent to the environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    thought: str = ""
+
+
+class PurposeScore(BaseModel):
+    """The purpose critic's verdict on one transition. Φ is the state value on a 0-10 scale."""
+
+    model_config = ConfigDict(frozen=True)
+
+    phi_before: float = Field(ge=0, le=10)
+    phi_after: float = Field(ge=0, le=10)
+    confidence: float = Field(1.0, ge=0, le=1)
+    evidence: str = ""
+    reasoning: str = ""
+    flags: tuple[str, ...] = Field((), description="Safeguards that fired or problems met (e.g. 'unscored').")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delta(self) -> float:
+        return round(self.phi_after - self.phi_before, 6)
+
+    @property
+    def reward(self) -> float:
+        """Reward only when Φ rises: the core rule of the purpose function."""
+        return self.delta if self.delta > 0 else 0.0
+
+    @classmethod
+    def unscored(cls, phi: float, why: str) -> PurposeScore:
+        """A step the critic could not score: Φ carried over, delta 0, flagged with the reason."""
+        return cls(phi_before=phi, phi_after=phi, confidence=0.0, reasoning=why, flags=("unscored",))
+
+
+class LMCall(BaseModel):
+    """One call to a language model, as the trace records it."""
+
+    role: Role
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Transition(BaseModel):
+    """One step: state, chosen action, next state, the critic's score and the LM calls it cost."""
+
+    index: int
+    before: State
+    action: Action | None = Field(description="None when the actor failed to produce a valid action.")
+    after: State
+    score: PurposeScore
+    env_reward: float = 0.0
+    progress: float | None = Field(None, description="Environment's ground-truth progress in [0, 1], for measuring only.")
+    error: str | None = Field(None, description="Why the step failed (unparsable or invalid action), if it did.")
+    lm_calls: list[LMCall] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def reward(self) -> float:
+        return self.score.reward
+
+
+class Trajectory(BaseModel):
+    """A whole episode of one task under one purpose."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    purpose: str
+    task: Task
+    started_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    steps: list[Transition] = Field(default_factory=list)
+    success: bool = False
+    stop_reason: str = ""
+
+    @property
+    def phi_start(self) -> float | None:
+        return self.steps[0].score.phi_before if self.steps else None
+
+    @property
+    def phi_end(self) -> float | None:
+        return self.steps[-1].score.phi_after if self.steps else None
+
+    @property
+    def total_reward(self) -> float:
+        return sum(s.reward for s in self.steps)
+
+    @property
+    def lm_calls(self) -> list[LMCall]:
+        return [c for s in self.steps for c in s.lm_calls]
+
+
+class RunResult(BaseModel):
+    """What `run_task` returns: the trajectory plus the cost of producing it."""
+
+    trajectory: Trajectory
+    seconds: float
+    model_by_role: dict[str, str] = Field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The figures `purpose-dspy run --json` prints: one flat JSON-ready dict."""
+        traj = self.trajectory
+        calls = traj.lm_calls
+        lm_seconds = sum(c.seconds for c in calls)
+        return {
+            "task": traj.task.task_id,
+            "success": traj.success,
+            "steps": len(traj.steps),
+            "failed_steps": sum(1 for s in traj.steps if s.error),
+            "phi": {
+                "start": traj.phi_start,
+                "end": traj.phi_end,
+                "total_reward": round(traj.total_reward, 4),
+            },
+            "progress": traj.steps[-1].progress if traj.steps else None,
+            "stop_reason": traj.stop_reason,
+            "lm_calls": len(calls),
+            "tokens": sum(c.tokens for c in calls),
+            "lm_seconds": round(lm_seconds, 3),
+            "seconds": round(self.seconds, 3),
+            "models": self.model_by_role,
+        }
+
+    def lm_calls_by_role(self) -> dict[str, dict[str, float]]:
+        """Calls, tokens and median latency per role."""
+        out: dict[str, dict[str, float]] = {}
+        for role in ROLES:
+            calls = [c for c in self.trajectory.lm_calls if c.role == role]
+            if calls:
+                out[role] = {
+                    "calls": len(calls),
+                    "tokens": sum(c.tokens for c in calls),
+                    "median_seconds": round(statistics.median(c.seconds for c in calls), 4),
+                }
+        return out
