@@ -7,6 +7,7 @@ import logging
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
+from purpose_dspy.errors import describe_bad_answer
 from purpose_dspy.signatures.act import Act, constrain_action
 from purpose_dspy.types import State
 
@@ -52,7 +53,7 @@ class Actor(dspy.Module):
                     valid_actions=list(state.valid_actions), signature=signature, config=config,
                 )
             except (AdapterParseError, ValueError) as exc:
-                errors.append(f"unparsable answer: {str(exc).splitlines()[0][:200]}")
+                errors.append(f"unparsable answer: {describe_bad_answer(exc)}")
                 continue
             action = match_action(str(pred.action), state.valid_actions)
             if action is not None:

@@ -7,6 +7,7 @@ import logging
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
+from purpose_dspy.errors import describe_bad_answer
 from purpose_dspy.signatures.score_transition import ScoreTransition
 from purpose_dspy.types import PurposeScore, State
 
@@ -45,6 +46,6 @@ class PurposeCritic(dspy.Module):
                 )
                 return dspy.Prediction(score=score, attempts=attempt + 1)
             except (AdapterParseError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-                errors.append(str(exc).splitlines()[0][:200])
+                errors.append(describe_bad_answer(exc))
         logger.info("critic could not score the step: %s", "; ".join(errors))
         return dspy.Prediction(score=PurposeScore.unscored(phi_prev, "; ".join(errors)), attempts=self.max_attempts)

@@ -51,3 +51,12 @@ class BudgetExceeded(RunStopped):
     """The LM-call budget for the run is spent."""
 
     reason = "lm_budget"
+
+
+def describe_bad_answer(exc: BaseException, limit: int = 160) -> str:
+    """One line on why an LM answer was rejected, with the start of the answer when known."""
+    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    answer = getattr(exc, "lm_response", None)
+    if answer:
+        return f"{reason[:limit]} (answer: {' '.join(str(answer).split())[:limit]})"
+    return reason[:limit]

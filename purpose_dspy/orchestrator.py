@@ -31,6 +31,7 @@ class RunState:
     trajectory: Trajectory
     state: State
     phi: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
     lm_calls: list[LMCall] = field(default_factory=list)  # every call of the run, in order
     lms: dict[Role, Any] = field(default_factory=dict)  # run-private traced LM copies
 
@@ -38,37 +39,37 @@ class RunState:
 class Orchestrator:
     """Runs a `PurposeAgent` in an environment with one LM per role."""
 
-    def __init__(self, agent: PurposeAgent, lms: dict[Role, Any], config: RunConfig | None = None) -> None:
+    def __init__(
+        self, agent: PurposeAgent, lms: dict[Role, Any], config: RunConfig | None = None, adapter: Any = None
+    ) -> None:
         missing = {"actor", "critic"} - set(lms)
         if missing:
             raise ValueError(f"Orchestrator needs an LM for roles {sorted(missing)}; got {sorted(lms)}")
         self.agent = agent
         self.lms = lms
         self.config = config or RunConfig()
+        # JSON with schema-constrained decoding where the LM supports it (the embedded one does).
+        self.adapter = adapter or dspy.JSONAdapter()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, env: Environment, task: Task, purpose: str | None = None) -> RunResult:
-        start = time.perf_counter()
-        run = self._start(env, task, purpose)
-        for _ in self._steps(run, env):
+        run = self.start(env, task, purpose)
+        for _ in self.steps(run, env):
             pass
-        return RunResult(
-            trajectory=run.trajectory,
-            seconds=time.perf_counter() - start,
-            model_by_role={role: lm.model for role, lm in self.lms.items()},
-        )
+        return self.result(run)
 
     def run_iter(self, env: Environment, task: Task, purpose: str | None = None) -> Iterator[Transition]:
-        yield from self._steps(self._start(env, task, purpose), env)
+        yield from self.steps(self.start(env, task, purpose), env)
 
-    def _start(self, env: Environment, task: Task, purpose: str | None) -> RunState:
+    def start(self, env: Environment, task: Task, purpose: str | None = None) -> RunState:
+        """Reset the environment and open the run's state (and its traced LM copies)."""
         state = env.reset(task)
-        trajectory = Trajectory(purpose=purpose or env.purpose, task=task)
-        run = RunState(trajectory=trajectory, state=state)
+        run = RunState(trajectory=Trajectory(purpose=purpose or env.purpose, task=task), state=state)
         run.lms = {role: traced_copy(lm, role, run.lm_calls) for role, lm in self.lms.items()}
         return run
 
-    def _steps(self, run: RunState, env: Environment) -> Iterator[Transition]:
+    def steps(self, run: RunState, env: Environment) -> Iterator[Transition]:
+        """Step until a `RunStopped`; its reason and the env's verdict land on the trajectory."""
         try:
             while True:
                 self._check_limits(run)
@@ -78,6 +79,13 @@ class Orchestrator:
         except RunStopped as stop:
             run.trajectory.stop_reason = stop.reason
         run.trajectory.success = run.state.success
+
+    def result(self, run: RunState) -> RunResult:
+        return RunResult(
+            trajectory=run.trajectory,
+            seconds=time.perf_counter() - run.started,
+            model_by_role={role: lm.model for role, lm in self.lms.items()},
+        )
 
     def _check_limits(self, run: RunState) -> None:
         if run.state.done:
@@ -130,15 +138,15 @@ class Orchestrator:
         return "\n".join(lines)
 
     def _role(self, run: RunState, role: Role) -> _RoleScope:
-        return _RoleScope(run.lms[role], role)
+        return _RoleScope(run.lms[role], role, self.adapter)
 
 
 class _RoleScope:
-    """`dspy.context(lm=...)` for one role call, turning LM failures into `LMUnavailableError`."""
+    """`dspy.context(lm=..., adapter=...)` for one role call; LM failures become `LMUnavailableError`."""
 
-    def __init__(self, lm: Any, role: Role) -> None:
+    def __init__(self, lm: Any, role: Role, adapter: Any) -> None:
         self.lm, self.role = lm, role
-        self._ctx = dspy.context(lm=lm)
+        self._ctx = dspy.context(lm=lm, adapter=adapter)
 
     def __enter__(self) -> None:
         self._ctx.__enter__()

@@ -43,7 +43,7 @@ class ScienceWorld:
             "test": self._engine.get_variations_test,
         }[task.split]()
         variation = variations[task.seed % len(variations)]
-        self._engine.load(self.task_name, variation, simplification)
+        self._engine.load(self.task_name, variation, simplification, generateGoldPath=True)
         obs, info = self._engine.reset()
         self._info = info
         self._done = False

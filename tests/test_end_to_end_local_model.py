@@ -1,0 +1,58 @@
+"""Whole episodes on the real embedded model (SmolLM2 via llama-cpp-python) and real environments.
+
+These prove the plumbing works with a real LM: every step is parsed into a valid action or a
+recorded failure, the critic's Φ is in range, and every LM call is traced with real token counts.
+They do not claim the 135M model is good at the tasks.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from purpose_dspy import Orchestrator, RunConfig, Task, make_env
+from purpose_dspy.programs import PurposeAgent
+
+pytestmark = pytest.mark.local_lm
+
+
+def check_episode(result, max_steps):
+    traj = result.trajectory
+    assert 1 <= len(traj.steps) <= max_steps
+    for step in traj.steps:
+        assert step.action is None or step.action.text in step.before.valid_actions
+        assert 0 <= step.score.phi_before <= 10 and 0 <= step.score.phi_after <= 10
+        assert step.reward == max(0.0, step.score.delta)
+        assert step.lm_calls and step.lm_calls[0].role == "actor"
+    calls = traj.lm_calls
+    assert {c.role for c in calls} <= {"actor", "critic"} and "actor" in {c.role for c in calls}
+    assert all(c.prompt_tokens > 0 and c.seconds > 0 for c in calls)  # real, uncached calls
+    assert all(c.model.startswith("local/SmolLM2") for c in calls)
+
+
+def test_treasure_maze_episode(local_lms):
+    result = Orchestrator(PurposeAgent(), local_lms, RunConfig(max_steps=3)).run(
+        make_env("treasure-maze"), Task(env_id="treasure-maze", seed=3))
+    check_episode(result, 3)
+
+
+def test_textworld_express_episode(local_lms):
+    env = make_env("twx:coin")
+    try:
+        result = Orchestrator(PurposeAgent(), local_lms, RunConfig(max_steps=3)).run(
+            env, Task(env_id="twx:coin", seed=2))
+    finally:
+        env.close()
+    check_episode(result, 3)
+
+
+def test_cli_json_on_the_embedded_model(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "purpose_dspy.cli", "run", "--env", "twx:coin", "--seed", "1",
+         "--max-steps", "2", "--no-cache", "--json"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    summary = json.loads(out.stdout)
+    assert {"success", "steps", "phi", "lm_calls", "tokens", "seconds"} <= summary.keys()
+    assert summary["lm_calls"] > 0 and summary["tokens"] > 0

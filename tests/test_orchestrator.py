@@ -1,0 +1,64 @@
+"""The step loop on the real treasure maze with scripted LMs: rewards, failed steps, limits, trace."""
+
+import dspy
+import pytest
+from dspy import lm15
+
+from conftest import judgment, scripted_lms
+from purpose_dspy import Orchestrator, RunConfig, Task, make_env
+from purpose_dspy.errors import LMUnavailableError
+from purpose_dspy.programs import PurposeAgent
+
+TASK = Task(env_id="treasure-maze", seed=3)
+
+
+def first_valid(seed=3):
+    return make_env("treasure-maze").reset(Task(env_id="treasure-maze", seed=seed)).valid_actions[0]
+
+
+def test_reward_only_when_phi_rises_and_every_call_is_traced():
+    move = first_valid()
+    lms = scripted_lms(actor=[{"thought": "t", "action": move}] * 3,
+                       critic=[judgment(1, 3), judgment(3, 3), judgment(3, 2)])
+    result = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=3)).run(make_env("treasure-maze"), TASK)
+    steps = result.trajectory.steps
+    assert [s.reward for s in steps] == [2, 0, 0]
+    assert result.trajectory.stop_reason in ("max_steps", "done")
+    assert [c.role for c in steps[0].lm_calls] == ["actor", "critic"]
+    assert result.summary()["lm_calls"] == 2 * len(steps)
+
+
+def test_invalid_actions_become_a_recorded_failed_step_and_the_env_is_not_moved():
+    lms = scripted_lms(actor=[{"thought": "t", "action": "fly"}, {"thought": "t", "action": "dig"}], critic=[])
+    env = make_env("treasure-maze")
+    result = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=1)).run(env, TASK)
+    (step,) = result.trajectory.steps
+    assert step.action is None and "dig" in step.error and "fly" in step.error
+    assert step.before == step.after and "unscored" in step.score.flags
+    assert [c.role for c in step.lm_calls] == ["actor", "actor"]  # one retry, no critic call
+
+
+def test_lm_call_budget_stops_the_run():
+    move = first_valid()
+    lms = scripted_lms(actor=[{"thought": "t", "action": move}] * 5, critic=[judgment(1, 1)] * 5)
+    result = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=10, max_lm_calls=4)).run(make_env("treasure-maze"), TASK)
+    assert result.trajectory.stop_reason == "lm_budget" and len(result.trajectory.steps) == 2
+
+
+class DeadEngine:
+    """An engine whose server always answers 503."""
+
+    def complete(self, request):
+        raise lm15.ServerError("upstream 503")
+
+
+def test_a_failing_lm_ends_the_run_with_a_clear_error():
+    lms = scripted_lms(actor=[], critic=[])
+    lms["actor"] = dspy.LM("dead/model", engine=DeadEngine(), num_retries=0, cache=False)
+    with pytest.raises(LMUnavailableError, match="actor LM .dead/model. failed"):
+        Orchestrator(PurposeAgent(), lms).run(make_env("treasure-maze"), TASK)
+
+
+def test_orchestrator_requires_actor_and_critic_lms():
+    with pytest.raises(ValueError, match="critic"):
+        Orchestrator(PurposeAgent(), {"actor": object()})
