@@ -115,10 +115,13 @@ def check_endpoint(api_base: str, timeout: float = 3.0) -> None:
         ) from exc
 
 
-_ENGINES: dict[str, Any] = {}  # one loaded model per GGUF file per process, shared by all roles
+# Loaded local models, one per (GGUF file, role) per process. A role keeps its own llama.cpp context
+# because consecutive prompts of one role share a long prefix (instructions, demos) that llama.cpp
+# then reuses from its KV cache; alternating roles in one context would evict it at every call.
+_ENGINES: dict[tuple[str, str], Any] = {}
 
 
-def build_lm(spec: LMSpec) -> Any:
+def build_lm(spec: LMSpec, role: str = "any") -> Any:
     """A `dspy.LM` for `spec`: the embedded llama.cpp engine for 'local/...', else DSPy's own client."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no metadata fetch over the network
     import dspy
@@ -130,7 +133,9 @@ def build_lm(spec: LMSpec) -> Any:
         if spec.api_base:
             raise UsageError("--api-base is for remote models; a 'local/...' model runs in this process")
         model_string, path = resolve_local(spec.model.removeprefix("local/"))
-        engine = _ENGINES.setdefault(str(path), LlamaCppEngine(path))
+        engine = _ENGINES.get((str(path), role))
+        if engine is None:
+            engine = _ENGINES[(str(path), role)] = LlamaCppEngine(path)
         return dspy.LM(model_string, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens,
                        cache=spec.cache, num_retries=1)
     kwargs: dict[str, Any] = {}
@@ -144,15 +149,8 @@ def build_lm(spec: LMSpec) -> Any:
 
 
 def build_role_lms(config: LMConfig, roles: tuple[Role, ...] = ("actor", "critic")) -> dict[Role, Any]:
-    """One `dspy.LM` per role; roles with the same spec share one LM object."""
-    built: dict[LMSpec, Any] = {}
-    out: dict[Role, Any] = {}
-    for role in roles:
-        spec = config.for_role(role)
-        if spec not in built:
-            built[spec] = build_lm(spec)
-        out[role] = built[spec]
-    return out
+    """One `dspy.LM` per role (local models get a llama.cpp context per role; see `_ENGINES`)."""
+    return {role: build_lm(config.for_role(role), role=role) for role in roles}
 
 
 __all__ = ["DEFAULT_MODEL", "LMConfig", "LMSpec", "build_lm", "build_role_lms", "check_endpoint", "load_lm_config"]
