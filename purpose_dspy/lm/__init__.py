@@ -93,7 +93,7 @@ def load_lm_config(
             if flag:
                 role_table["model"] = flag
             if role_table:
-                roles[role] = default.model_copy(update=LMSpec(**{**default.model_dump(), **role_table}).model_dump())
+                roles[role] = LMSpec(**{**default.model_dump(), **role_table})
         return LMConfig(default=default, roles=roles)
     except ValidationError as exc:
         raise UsageError(f"invalid LM settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
