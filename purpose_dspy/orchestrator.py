@@ -1,9 +1,10 @@
 """The online loop: actor -> environment -> purpose critic, one step at a time.
 
-`Orchestrator.run_iter` yields each `Transition` as it happens (callers can stream a table);
-`run` is `run_iter` drained. A step is named methods: act, observe, critique. The run ends with a
-typed `RunStopped` (done, step limit, LM budget) whose reason lands on the trajectory. Reward is
-given only when Φ rises (`PurposeScore.reward`).
+`start` opens a run, `steps` yields each `Transition` as it happens (callers can stream a table)
+and `result` closes it; `run` is the three in a row and `run_iter` the first two. A step is named
+methods: act, then the environment's step, then critique. The run ends with a typed `RunStopped`
+(done, step limit, LM budget) whose reason lands on the trajectory. Reward is given only when Φ
+rises (`PurposeScore.reward`).
 """
 
 from __future__ import annotations
