@@ -68,8 +68,9 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
         critic_lm: str | None, config_file: str | None, no_cache: bool, as_json: bool) -> None:
     """Run one episode: actor -> environment -> purpose critic at every step.
 
-    Prints a row per step (action, Φ before and after, reward) as it happens, then a summary;
-    with --json, one object: success, steps, phi, lm_calls, tokens, seconds.
+    Prints a row per step (action, Φ before and after, reward, and the environment's own
+    progress, which the agent never sees) as it happens, then a summary; with --json, one
+    object: success, steps, phi, lm_calls, tokens, seconds.
 
     \b
     Examples:
@@ -111,7 +112,7 @@ def _run_with_progress(orchestrator: Any, env: Any, task: Any, purpose: str | No
     run = orchestrator.start(env, task, purpose)
     if not as_json:
         click.echo(f"task: {task.task_id}\npurpose: {run.trajectory.purpose}")
-        click.echo(f"{'step':>4}  {'action':<28} {'Φ before':>8} {'Φ after':>8} {'reward':>7}  note")
+        click.echo(f"{'step':>4}  {'action':<28} {'Φ before':>8} {'Φ after':>8} {'reward':>7} {'progress':>8}  note")
     with tqdm(total=orchestrator.config.max_steps, desc="steps", unit="step", file=sys.stderr,
               disable=not as_json or None, leave=False) as bar:
         for t in orchestrator.steps(run, env):
@@ -119,8 +120,9 @@ def _run_with_progress(orchestrator: Any, env: Any, task: Any, purpose: str | No
             if not as_json:
                 action = t.action.text if t.action else "-"
                 note = t.error or ",".join(t.score.flags)
+                progress = "-" if t.progress is None else f"{t.progress:.2f}"
                 click.echo(f"{t.index + 1:>4}  {action[:28]:<28} {t.score.phi_before:>8.2f} "
-                           f"{t.score.phi_after:>8.2f} {t.reward:>7.2f}  {note[:60]}")
+                           f"{t.score.phi_after:>8.2f} {t.reward:>7.2f} {progress:>8}  {note[:60]}")
     return orchestrator.result(run)
 
 

@@ -52,7 +52,10 @@ class LlamaCppEngine:
     ) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 4))
+        # llama.cpp threads spin while they wait for each other: two processes that each take every
+        # core run many times slower than one (seen here: minutes per step on 2 cores). Set
+        # PURPOSE_DSPY_THREADS to share the machine between processes.
+        self.n_threads = n_threads or int(os.environ.get("PURPOSE_DSPY_THREADS", 0)) or max(1, min(os.cpu_count() or 1, 4))
         self.max_string_chars = max_string_chars
         self._llama: Any = None
         self._lock = threading.Lock()
