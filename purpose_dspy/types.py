@@ -173,6 +173,7 @@ class RunResult(BaseModel):
             "lm_seconds": round(lm_seconds, 3),
             "seconds": round(self.seconds, 3),
             "models": self.model_by_role,
+            "by_role": self.lm_calls_by_role(),
         }
 
     def lm_calls_by_role(self) -> dict[str, dict[str, float]]:

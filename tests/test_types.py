@@ -33,3 +33,4 @@ def test_summary_has_the_cli_json_keys():
     summary = RunResult(trajectory=traj, seconds=1.5).summary()
     assert {"success", "steps", "phi", "lm_calls", "tokens", "seconds"} <= summary.keys()
     assert summary["lm_calls"] == 1 and summary["tokens"] == 12 and summary["phi"]["total_reward"] == 2
+    assert summary["by_role"] == {"actor": {"calls": 1, "tokens": 12, "median_seconds": 0.1}}
