@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import dspy
@@ -27,6 +29,11 @@ class PurposeCritic(dspy.Module):
         self.judge = dspy.Predict(ScoreTransition)
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
+
+    def fingerprint(self, model: str) -> str:
+        """Names this critic (its LM and its prompt: instructions and demos) for the Φ store."""
+        state = json.dumps(self.judge.dump_state(), sort_keys=True, default=str)
+        return hashlib.sha256(f"{model}\x1f{state}".encode()).hexdigest()[:16]
 
     def forward(
         self, purpose: str, before: State, action: str, after: State, phi_prev: float = 0.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from purpose_dspy.safeguards.config import SafeguardConfig
+
 
 class RunConfig(BaseModel):
     """How one episode is run."""
@@ -14,3 +16,4 @@ class RunConfig(BaseModel):
     max_lm_calls: int | None = Field(None, gt=0, description="LM-call budget for the run; None = unlimited.")
     history_window: int = Field(6, ge=0, description="How many recent steps the actor sees as history.")
     observation_chars: int = Field(160, gt=0, description="Characters of each past observation kept in the history.")
+    safeguards: SafeguardConfig = Field(default_factory=SafeguardConfig, description="The critic's Python safeguards.")

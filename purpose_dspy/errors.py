@@ -3,6 +3,8 @@
 - `UsageError`: the programmer or CLI user passed something wrong; the message says the fix.
 - `LMUnavailableError`: the LM endpoint or local model cannot be reached or loaded; the operator acts.
 - `EnvironmentUnavailableError`: an environment's package or Java is missing; the operator installs it.
+- `StoreCorruptError`: a store on disk holds records this version cannot trust; the operator points
+  the program at a fresh directory (nothing is overwritten to "repair" it).
 - `RunStopped` and its subclasses end an episode on purpose; they carry the reason and are caught
   by the orchestrator, never by users.
 
@@ -27,6 +29,10 @@ class LMUnavailableError(PurposeDspyError):
 
 class EnvironmentUnavailableError(PurposeDspyError):
     """An environment cannot be created (package not installed, Java missing...)."""
+
+
+class StoreCorruptError(PurposeDspyError):
+    """A persistent store holds an unreadable, out-of-range or foreign record."""
 
 
 class RunStopped(PurposeDspyError):

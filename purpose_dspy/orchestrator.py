@@ -21,6 +21,7 @@ from purpose_dspy.config import RunConfig
 from purpose_dspy.environments.base import Environment
 from purpose_dspy.errors import BudgetExceeded, Finished, LMUnavailableError, RunStopped, StepLimitReached
 from purpose_dspy.programs.agent import PurposeAgent
+from purpose_dspy.safeguards import CriticGuard, PhiStore
 from purpose_dspy.trace import traced_copy
 from purpose_dspy.types import Action, LMCall, PurposeScore, Role, RunResult, State, Task, Trajectory, Transition
 
@@ -35,13 +36,19 @@ class RunState:
     started: float = field(default_factory=time.perf_counter)
     lm_calls: list[LMCall] = field(default_factory=list)  # every call of the run, in order
     lms: dict[Role, Any] = field(default_factory=dict)  # run-private traced LM copies
+    guard: CriticGuard | None = None  # the critic's safeguards, bound to this run's environment
 
 
 class Orchestrator:
     """Runs a `PurposeAgent` in an environment with one LM per role."""
 
     def __init__(
-        self, agent: PurposeAgent, lms: dict[Role, Any], config: RunConfig | None = None, adapter: Any = None
+        self,
+        agent: PurposeAgent,
+        lms: dict[Role, Any],
+        config: RunConfig | None = None,
+        adapter: Any = None,
+        phi_store: PhiStore | None = None,
     ) -> None:
         missing = {"actor", "critic"} - set(lms)
         if missing:
@@ -51,6 +58,8 @@ class Orchestrator:
         self.config = config or RunConfig()
         # JSON with schema-constrained decoding where the LM supports it (the embedded one does).
         self.adapter = adapter or dspy.JSONAdapter()
+        # Φ of canonical states; pass a directory-backed store to share it across runs and processes.
+        self.phi_store = phi_store if phi_store is not None else PhiStore()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, env: Environment, task: Task, purpose: str | None = None) -> RunResult:
@@ -67,6 +76,12 @@ class Orchestrator:
         state = env.reset(task)
         run = RunState(trajectory=Trajectory(purpose=purpose or env.purpose, task=task), state=state)
         run.lms = {role: traced_copy(lm, role, run.lm_calls) for role, lm in self.lms.items()}
+        run.guard = CriticGuard(
+            self.config.safeguards,
+            self.phi_store,
+            namespace=self.agent.critic.fingerprint(str(getattr(self.lms["critic"], "model", ""))),
+            volatile=getattr(env, "volatile_patterns", ()),
+        )
         return run
 
     def steps(self, run: RunState, env: Environment) -> Iterator[Transition]:
@@ -124,11 +139,23 @@ class Orchestrator:
             return self.agent.actor(purpose=run.trajectory.purpose, state=run.state, history=self._history(run))
 
     def critique(self, run: RunState, before: State, action: str, after: State) -> PurposeScore:
-        with self._role(run, "critic"):
-            pred = self.agent.critic(
-                purpose=run.trajectory.purpose, before=before, action=action, after=after, phi_prev=run.phi
-            )
-        return pred.score
+        """The critic's judgment through the safeguards (the LM is asked only if the Φ store cannot answer)."""
+
+        def judge() -> PurposeScore:
+            with self._role(run, "critic"):
+                return self.agent.critic(
+                    purpose=run.trajectory.purpose, before=before, action=action, after=after, phi_prev=run.phi
+                ).score
+
+        assert run.guard is not None, "start() binds the guard"
+        return run.guard.score(
+            judge,
+            purpose=run.trajectory.purpose,
+            before=before,
+            after=after,
+            phi_prev=run.phi if run.trajectory.steps else None,
+            history=[t.score.delta for t in run.trajectory.steps],
+        )
 
     def _history(self, run: RunState) -> str:
         window = run.trajectory.steps[-self.config.history_window :] if self.config.history_window else []

@@ -65,6 +65,8 @@ class PurposeScore(BaseModel):
     evidence: str = ""
     reasoning: str = ""
     flags: tuple[str, ...] = Field((), description="Safeguards that fired or problems met (e.g. 'unscored').")
+    raw_phi_before: float | None = Field(None, description="The critic LM's own Φ(s), before the safeguards.")
+    raw_phi_after: float | None = Field(None, description="The critic LM's own Φ(s'), before the safeguards.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

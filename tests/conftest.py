@@ -33,3 +33,31 @@ def local_lms():
     from purpose_dspy.lm import build_role_lms, load_lm_config
 
     return build_role_lms(load_lm_config(model="local/smollm2-135m", cache=False))
+
+
+# --- hypothesis: deterministic in CI; `HYPOTHESIS_PROFILE=explore` searches wider and at random ---
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, database=None, max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# For the ablation runs: find a counterexample, do not spend minutes shrinking it.
+settings.register_profile(
+    "ablation", parent=settings.get_profile("ci"), phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+settings.register_profile("explore", deadline=None, max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--ablate", action="append", default=[], metavar="SAFEGUARD",
+        help="switch a critic safeguard off in the property tests, to see which test catches its removal",
+    )
+
+
+@pytest.fixture(scope="session")
+def ablated(request) -> tuple[str, ...]:
+    """Safeguards removed for this test session (`pytest --ablate evidence`); empty normally."""
+    return tuple(request.config.getoption("--ablate"))

@@ -16,6 +16,9 @@ from purpose_dspy.types import State, Task
 @runtime_checkable
 class Environment(Protocol):
     env_id: str
+    # Regular expressions for parts of an observation that change without the world changing
+    # (clocks, move counters): the critic's Φ cache ignores them. Empty for most environments.
+    volatile_patterns: tuple[str, ...]
 
     def reset(self, task: Task) -> State:
         """Start `task` and return the first state."""

@@ -17,6 +17,8 @@ from purpose_dspy.types import State, Task
 class ScienceWorld:
     """A ScienceWorld task as an Environment. Params: `simplification` (default 'easy')."""
 
+    volatile_patterns: tuple[str, ...] = ()  # nothing in its text changes without the world changing
+
     def __init__(self, task_name: str, step_limit: int = 100) -> None:
         try:
             from scienceworld import ScienceWorldEnv

@@ -27,6 +27,8 @@ _IDLE_ACTIONS = {"look around", "inventory"}
 class TextWorldExpress:
     """A TextWorldExpress game as an Environment. Task params become the engine's gameParams."""
 
+    volatile_patterns: tuple[str, ...] = ()  # nothing in its text changes without the world changing
+
     def __init__(self, game: str, step_limit: int = 200) -> None:
         if game not in GAMES:
             raise UsageError(f"unknown TextWorldExpress game '{game}': choose one of {', '.join(GAMES)}")
@@ -91,8 +93,12 @@ class TextWorldExpress:
     def _state(self, obs: str) -> State:
         success = bool(self._infos.get("tasksuccess"))
         valid = tuple(sorted(a for a in self._infos.get("validActions", []) if a not in _IDLE_ACTIONS))
+        # The engine's reply to an action is one sentence ("You take the knife."); the inventory
+        # line makes the text a description of the state, so the actor and the critic can see it.
+        lines = str(self._infos.get("inventory", "")).splitlines()[1:]  # first line: "Inventory (max...):"
+        carried = ", ".join(line.strip() for line in lines if line.strip() and "empty" not in line)
         return State(
-            observation=obs.strip(),
+            observation=f"{obs.strip()}\nYou carry: {carried or 'nothing'}.",
             data={"moves": self._infos.get("numMoves", 0)},
             valid_actions=() if self._done else valid,
             done=self._done,

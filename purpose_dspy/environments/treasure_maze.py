@@ -21,6 +21,8 @@ MOVES: dict[str, Cell] = {"north": (-1, 0), "south": (1, 0), "west": (0, -1), "e
 class TreasureMaze:
     """Grid world: reach the treasure. Params: `size` (default 5), `wall_density` (default 0.2)."""
 
+    volatile_patterns: tuple[str, ...] = ()  # nothing in its text changes without the world changing
+
     env_id = "treasure-maze"
 
     def __init__(self) -> None:

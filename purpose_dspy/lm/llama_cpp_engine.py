@@ -9,6 +9,7 @@ and numbers keep their declared ranges where the grammar allows.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
 import os
@@ -78,7 +79,17 @@ class LlamaCppEngine:
             self._llama = Llama(
                 model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
             )
+            # Free the model while the interpreter is intact: llama.cpp's own __del__ at shutdown
+            # runs after its module globals are gone and prints a TypeError traceback.
+            atexit.register(self.close)
         return self._llama
+
+    def close(self) -> None:
+        """Free the loaded model (it loads again on the next call)."""
+        with self._lock:
+            llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
 
     def complete(self, request: Any) -> Any:
         from dspy.lm15 import ContextLengthError, response_from_openai_chat

@@ -1,0 +1,140 @@
+"""CriticGuard: the critic's safeguards, applied in Python around one raw judgment.
+
+Order, for a transition s -> s' inside a trajectory:
+
+1. cache      Φ(s) and Φ(s') come from the `PhiStore` when the canonical state was scored before
+              (if both are known the LM is not called at all); a step whose canonical states are
+              identical changes nothing. New values are settled into the store at the end.
+2. normalise  Φ(s) is the Φ the trajectory already holds for s (the previous Φ_after), not a fresh
+              re-judgment, so the deltas of a trajectory sum to Φ_end - Φ_start and stay within the
+              0-10 scale however long it runs. (A re-judging critic that says 5 -> 6 at every step
+              would otherwise collect +1 per step forever.)
+3. injection  text that addresses the judge in s or s' is flagged; such a step never raises Φ.
+4. evidence   a non-zero delta needs a quote of at least `evidence_min_chars` from s or s'.
+5. confidence a non-zero delta below the confidence threshold counts 0.
+6. anomaly    a jump too large in absolute terms or against the trajectory's recent deltas (z-score)
+              is flagged and damped.
+
+Each step records the safeguards that fired in `PurposeScore.flags`, and the LM's own numbers in
+`raw_phi_before` / `raw_phi_after`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from purpose_dspy.safeguards.anomaly import check_jump
+from purpose_dspy.safeguards.canonical import state_key
+from purpose_dspy.safeguards.config import SafeguardConfig
+from purpose_dspy.safeguards.evidence import evidence_in_states
+from purpose_dspy.safeguards.injection import find_injection
+from purpose_dspy.safeguards.phi_store import PhiStore
+from purpose_dspy.types import PurposeScore, State
+
+logger = logging.getLogger(__name__)
+
+
+class CriticGuard:
+    """Turns raw critic judgments into trustworthy scores. One guard serves many trajectories."""
+
+    def __init__(
+        self,
+        config: SafeguardConfig | None = None,
+        store: PhiStore | None = None,
+        namespace: str = "",
+        volatile: Sequence[str] = (),
+    ) -> None:
+        self.config = config or SafeguardConfig()
+        self.store = store if store is not None else PhiStore()
+        # Φ values belong to one critic (LM + prompt) under one safeguard setting; another has its own.
+        self.namespace = f"{namespace}|{self.config.model_dump_json()}"
+        self.volatile = tuple(volatile)
+
+    def score(
+        self,
+        judge: Callable[[], PurposeScore],
+        *,
+        purpose: str,
+        before: State,
+        after: State,
+        phi_prev: float | None = None,
+        history: Sequence[float] = (),
+    ) -> PurposeScore:
+        """Score s -> s'. `judge` asks the LM (called only if needed); `phi_prev` is the trajectory's
+        current Φ (None on its first step) and `history` its earlier deltas."""
+        on = self.config.on
+        key_b = key_a = None
+        known_b = known_a = None
+        same = False
+        if on("cache"):
+            key_b = state_key(self.namespace, purpose, before.observation, self.volatile)
+            key_a = state_key(self.namespace, purpose, after.observation, self.volatile)
+            same = key_a == key_b
+            known_b = self.store.get(key_b)
+            known_a = known_b if same else self.store.get(key_a)
+            if known_b is not None and known_a is not None:
+                return PurposeScore(
+                    phi_before=known_b, phi_after=known_a, evidence="", reasoning="Φ of both states already settled",
+                    flags=("cached",),
+                )
+
+        raw = judge()
+        if "unscored" in raw.flags:
+            return raw
+        flags: list[str] = []
+        phi_b = raw.phi_before
+        if known_b is not None:
+            phi_b = known_b
+            flags.append("cached")
+        elif on("normalise") and phi_prev is not None:
+            if abs(phi_prev - raw.phi_before) > 1e-9:
+                flags.append("normalised")
+            phi_b = phi_prev
+        if key_b is not None and known_b is None:
+            phi_b = self.store.settle(key_b, phi_b)
+
+        if same:
+            phi_a = phi_b
+            if raw.delta != 0:
+                flags.append("same_state")
+        elif known_a is not None:
+            phi_a = known_a
+            if "cached" not in flags:
+                flags.append("cached")
+        else:
+            delta = self._gated_delta(raw, raw.phi_after - phi_b, before, after, history, flags)
+            phi_a = round(min(10.0, max(0.0, phi_b + delta)), 6)
+            if key_a is not None:
+                settled = self.store.settle(key_a, phi_a)
+                if settled != phi_a:  # another run or process scored this state first: its Φ holds
+                    phi_a = settled
+                    flags.append("cached")
+        return PurposeScore.model_validate(
+            {
+                **raw.model_dump(), "phi_before": phi_b, "phi_after": phi_a, "flags": tuple(dict.fromkeys(flags)),
+                "raw_phi_before": raw.phi_before, "raw_phi_after": raw.phi_after,
+            }
+        )
+
+    def _gated_delta(
+        self, raw: PurposeScore, delta: float, before: State, after: State, history: Sequence[float], flags: list[str]
+    ) -> float:
+        on, cfg = self.config.on, self.config
+        if on("injection"):
+            hits = find_injection(before.observation) + find_injection(after.observation)
+            if hits:
+                flags.append("injection")
+                logger.warning("state text addresses the judge (%r); this step cannot raise Φ", hits[0][:80])
+                delta = min(delta, 0.0)
+        if on("evidence") and delta != 0:
+            if not evidence_in_states(raw.evidence, [before.observation, after.observation], cfg.evidence_min_chars):
+                flags.append("no_evidence")
+                delta = 0.0
+        if on("confidence") and delta != 0 and raw.confidence < cfg.confidence_threshold:
+            flags.append("low_confidence")
+            delta = 0.0
+        if on("anomaly") and delta != 0:
+            fired, delta = check_jump(delta, history, cfg)
+            flags.extend(fired)
+        return delta
