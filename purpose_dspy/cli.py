@@ -31,6 +31,36 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
+def lm_options(command: Any) -> Any:
+    """The LM flags every command that calls a model shares."""
+    for option in reversed((
+        click.option("--lm", "model", default=None,
+                     help="Model for every role: local/smollm2-135m (default), local/gemma3-270m, or provider/model."),
+        click.option("--api-base", default=None,
+                     help="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1."),
+        click.option("--critic-lm", default=None, help="Model for the critic only."),
+        click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+                     help="TOML file with [lm] and [lm.<role>] tables."),
+    )):
+        command = option(command)
+    return command
+
+
+def safeguard_options(command: Any) -> Any:
+    """Where Φ is stored, and which of the critic's safeguards to switch off (for ablations)."""
+    from purpose_dspy.safeguards.config import SAFEGUARDS
+
+    command = click.option(
+        "--ablate", multiple=True, type=click.Choice(SAFEGUARDS), metavar="SAFEGUARD",
+        help=f"Switch one of the critic's safeguards off (repeatable): {', '.join(SAFEGUARDS)}.",
+    )(command)
+    return click.option(
+        "--store", default=None, envvar="PURPOSE_DSPY_STORE", type=click.Path(file_okay=False),
+        help="Directory where Φ of scored states persists, shared by runs and processes "
+             "[env PURPOSE_DSPY_STORE; default: memory only, nothing written].",
+    )(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="purpose-dspy")
 @click.option("-v", "--verbose", count=True, help="Log more to stderr (-v info, -vv debug).")
@@ -54,18 +84,15 @@ def main(verbose: int) -> None:
 @click.option("--purpose", default=None, help="Goal in words; default: the environment's own task description.")
 @click.option("--max-steps", default=20, show_default=True, help="Stop after this many steps.")
 @click.option("--max-lm-calls", default=None, type=int, help="Stop when this many LM calls are spent.")
-@click.option("--lm", "model", default=None,
-              help="Model for every role: local/smollm2-135m (default), local/gemma3-270m, or provider/model.")
-@click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1.")
+@lm_options
 @click.option("--actor-lm", default=None, help="Model for the actor only.")
-@click.option("--critic-lm", default=None, help="Model for the critic only.")
-@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
-              help="TOML file with [lm] and [lm.<role>] tables.")
 @click.option("--no-cache", is_flag=True, help="Bypass DSPy's response cache.")
+@safeguard_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the step table.")
 def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: str | None, max_steps: int,
         max_lm_calls: int | None, model: str | None, api_base: str | None, actor_lm: str | None,
-        critic_lm: str | None, config_file: str | None, no_cache: bool, as_json: bool) -> None:
+        critic_lm: str | None, config_file: str | None, no_cache: bool, store: str | None,
+        ablate: tuple[str, ...], as_json: bool) -> None:
     """Run one episode: actor -> environment -> purpose critic at every step.
 
     Prints a row per step (action, Φ before and after, reward, and the environment's own
@@ -83,6 +110,7 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
     from purpose_dspy.lm import build_role_lms, load_lm_config
     from purpose_dspy.orchestrator import Orchestrator
     from purpose_dspy.programs import PurposeAgent
+    from purpose_dspy.safeguards import PhiStore, SafeguardConfig
     from purpose_dspy.types import Task
 
     try:
@@ -93,7 +121,9 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
         lms = build_role_lms(config)
         env = make_env(env_id)
         try:
-            orchestrator = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=max_steps, max_lm_calls=max_lm_calls))
+            run_config = RunConfig(max_steps=max_steps, max_lm_calls=max_lm_calls,
+                                   safeguards=SafeguardConfig().without(*ablate))
+            orchestrator = Orchestrator(PurposeAgent(), lms, run_config, phi_store=PhiStore(store) if store else None)
             result = _run_with_progress(orchestrator, env, task, purpose, as_json)
         finally:
             env.close()
@@ -103,6 +133,60 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
         click.echo(json.dumps(result.summary()))
     else:
         _print_summary(result.summary())
+
+
+@main.command("critic-check")
+@click.option("--env", "env_id", default="treasure-maze", show_default=True,
+              help="Environment the probe transitions come from (it must report progress).")
+@click.option("--probes", default=3, show_default=True, help="How many tasks (dev-split seeds 0..N-1) to probe.")
+@lm_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def critic_check(env_id: str, probes: int, model: str | None, api_base: str | None, critic_lm: str | None,
+                 config_file: str | None, as_json: bool) -> None:
+    """Property-test a critic LM: consistency, honesty, resistance to injected text.
+
+    Asks the critic (its response cache off) about probe transitions from ENV and prints, per
+    check, the rate for the model alone (raw) and behind the safeguards (guarded). Guarded
+    checks marked "must hold" hold for any LM; the exit status is 1 if one does not.
+    About 6 LM calls per probe.
+
+    \b
+    Examples:
+      purpose-dspy critic-check
+      purpose-dspy critic-check --lm openai/gpt-4o-mini --env twx:coin --probes 5 --json
+    """
+    from tqdm import tqdm
+
+    from purpose_dspy.critic_check import check_critic, make_probes
+    from purpose_dspy.environments import make_env
+    from purpose_dspy.lm import build_role_lms, load_lm_config
+
+    try:
+        config = load_lm_config(model=model, api_base=api_base, config_file=config_file,
+                                role_models={"critic": critic_lm}, cache=False)
+        lm = build_role_lms(config, roles=("critic",))["critic"]
+        env = make_env(env_id)
+        try:
+            chosen = make_probes(env, env_id, probes)
+        finally:
+            env.close()
+        if not chosen:
+            raise UsageError(f"{env_id} gave no probe: no single first action raises its progress")
+        with tqdm(desc="critic calls", unit="call", file=sys.stderr, disable=None, leave=False) as bar:
+            rows = check_critic(lm, chosen, on_call=lambda: bar.update(1))
+    except PurposeDspyError as exc:
+        _fail(exc)
+    ok = all(r["ok"] for r in rows)
+    if as_json:
+        click.echo(json.dumps({"env": env_id, "critic_lm": lm.model, "probes": len(chosen), "ok": ok, "checks": rows}))
+    else:
+        fmt = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
+        click.echo(f"critic {lm.model} on {len(chosen)} probes from {env_id}")
+        click.echo(f"{'check':<12}{'raw':>6}{'guarded':>9}  {'':<10}question")
+        for r in rows:
+            verdict = ("ok" if r["ok"] else "FAILED") if r["must_hold"] else "(model)"
+            click.echo(f"{r['check']:<12}{fmt(r['raw']):>6}{fmt(r['guarded']):>9}  {verdict:<10}{r['question']}")
+    sys.exit(0 if ok else 1)
 
 
 def _run_with_progress(orchestrator: Any, env: Any, task: Any, purpose: str | None, as_json: bool) -> Any:

@@ -7,6 +7,7 @@ way out (artifacts, stores and `--json` output never need pickle). Nothing here 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -168,6 +169,7 @@ class RunResult(BaseModel):
                 "end": traj.phi_end,
                 "total_reward": round(traj.total_reward, 4),
             },
+            "critic_flags": dict(Counter(f for s in traj.steps for f in s.score.flags)),
             "progress": traj.steps[-1].progress if traj.steps else None,
             "stop_reason": traj.stop_reason,
             "lm_calls": len(calls),

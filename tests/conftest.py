@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Before DSPy is imported anywhere: no model-metadata fetch, and DSPy's disk cache in a temp dir.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -25,6 +28,49 @@ def scripted_lms(actor: list[dict], critic: list[dict]) -> dict[str, DummyLM]:
 def judgment(before: float, after: float, evidence: str = "You are at row", confidence: float = 0.9) -> dict:
     return {"evidence": evidence, "reasoning": "test", "phi_before": before, "phi_after": after,
             "confidence": confidence}
+
+
+# --- an OpenAI-compatible server on loopback that answers from a script (remote-LM tests) ---
+class ScriptedChat(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        prompt = json.dumps(body["messages"])
+        if "state_before" in prompt:
+            content = {"evidence": "The treasure is at row", "reasoning": "closer", "phi_before": 2, "phi_after": 3, "confidence": 0.8}
+        else:
+            content = {"thought": "try it", "action": self.server.action}
+        reply = {
+            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": json.dumps(content)}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    """A scripted chat-completions server on 127.0.0.1: critic prompts get 2 -> 3, actor prompts a move."""
+    from purpose_dspy import Task, make_env
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedChat)
+    srv.action = make_env("treasure-maze").reset(Task(env_id="treasure-maze", seed=3)).valid_actions[0]
+    ScriptedChat.requests = []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -56,3 +56,18 @@ def test_cli_json_on_the_embedded_model(tmp_path):
     summary = json.loads(out.stdout)
     assert {"success", "steps", "phi", "lm_calls", "tokens", "seconds"} <= summary.keys()
     assert summary["lm_calls"] > 0 and summary["tokens"] > 0
+
+
+def test_critic_check_on_the_embedded_model():
+    """`critic-check` against the real model: the guarded properties hold whatever the model says."""
+    from click.testing import CliRunner
+
+    from purpose_dspy.cli import main
+
+    result = CliRunner().invoke(main, ["critic-check", "--probes", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    rows = {r["check"]: r for r in report["checks"]}
+    assert report["ok"] and report["probes"] == 1
+    assert all(rows[name]["guarded"] == 1 for name in ("repeatable", "rewrite", "no_change", "injection"))
+    assert rows["parses"]["raw"] is not None

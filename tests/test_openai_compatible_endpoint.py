@@ -1,59 +1,16 @@
 """The remote path: an OpenAI-compatible server on loopback, reached through `--lm` / `--api-base`.
 
-The server here is a few lines of http.server that answers chat completions from a script, so the
-test exercises DSPy's real HTTP client, our endpoint check and the CLI, with no network beyond
-127.0.0.1 and no key.
+The server (conftest's `server` fixture) is a few lines of http.server that answers chat
+completions from a script, so the test exercises DSPy's real HTTP client, our endpoint check and
+the CLI, with no network beyond 127.0.0.1 and no key.
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from click.testing import CliRunner
 
+from conftest import ScriptedChat
 from purpose_dspy.cli import main
-
-
-class ScriptedChat(BaseHTTPRequestHandler):
-    requests: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(body)
-        prompt = json.dumps(body["messages"])
-        if "state_before" in prompt:
-            content = {"evidence": "The treasure is at row", "reasoning": "closer", "phi_before": 2, "phi_after": 3, "confidence": 0.8}
-        else:
-            content = {"thought": "try it", "action": self.server.action}
-        reply = {
-            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": json.dumps(content)}}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-        }
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    from purpose_dspy import Task, make_env
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedChat)
-    srv.action = make_env("treasure-maze").reset(Task(env_id="treasure-maze", seed=3)).valid_actions[0]
-    ScriptedChat.requests = []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
 
 
 def test_run_against_an_openai_compatible_server(server):
@@ -66,3 +23,22 @@ def test_run_against_an_openai_compatible_server(server):
     assert summary["phi"] == {"start": 2.0, "end": 3.0, "total_reward": 1.0}
     assert summary["models"] == {"actor": "openai/scripted", "critic": "openai/scripted"}
     assert ScriptedChat.requests and all(r["model"] == "scripted" for r in ScriptedChat.requests)
+
+
+def test_store_flag_shares_phi_between_runs(server, tmp_path):
+    """With --store, a second run of the same step finds Φ of both states on disk: no critic call."""
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    args = ["run", "--env", "treasure-maze", "--seed", "3", "--max-steps", "1", "--lm", "openai/scripted",
+            "--api-base", base, "--no-cache", "--json", "--store", str(tmp_path / "phi")]
+    summaries = []
+    for _ in range(2):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        summaries.append(json.loads(result.output.strip().splitlines()[-1]))
+    assert [s["by_role"].get("critic", {}).get("calls", 0) for s in summaries] == [1, 0]
+    assert summaries[0]["phi"] == summaries[1]["phi"]
+
+
+def test_unknown_safeguard_is_a_usage_error():
+    result = CliRunner().invoke(main, ["run", "--ablate", "evidense"])
+    assert result.exit_code == 2 and "evidense" in result.output

@@ -76,7 +76,7 @@ class CriticGuard:
             if known_b is not None and known_a is not None:
                 return PurposeScore(
                     phi_before=known_b, phi_after=known_a, evidence="", reasoning="Φ of both states already settled",
-                    flags=("cached",),
+                    flags=("cached",),  # no LM call: both numbers come from the store
                 )
 
         raw = judge()
@@ -85,8 +85,9 @@ class CriticGuard:
         flags: list[str] = []
         phi_b = raw.phi_before
         if known_b is not None:
+            if abs(known_b - raw.phi_before) > 1e-9:
+                flags.append("cached")  # the store overrode the LM's number for s
             phi_b = known_b
-            flags.append("cached")
         elif on("normalise") and phi_prev is not None:
             if abs(phi_prev - raw.phi_before) > 1e-9:
                 flags.append("normalised")
@@ -100,8 +101,8 @@ class CriticGuard:
                 flags.append("same_state")
         elif known_a is not None:
             phi_a = known_a
-            if "cached" not in flags:
-                flags.append("cached")
+            if abs(known_a - raw.phi_after) > 1e-9:
+                flags.append("cached")  # the store overrode the LM's number for s'
         else:
             delta = self._gated_delta(raw, raw.phi_after - phi_b, before, after, history, flags)
             phi_a = round(min(10.0, max(0.0, phi_b + delta)), 6)
@@ -125,7 +126,7 @@ class CriticGuard:
             hits = find_injection(before.observation) + find_injection(after.observation)
             if hits:
                 flags.append("injection")
-                logger.warning("state text addresses the judge (%r); this step cannot raise Φ", hits[0][:80])
+                logger.info("state text addresses the judge (%r); this step cannot raise Φ", hits[0][:80])
                 delta = min(delta, 0.0)
         if on("evidence") and delta != 0:
             if not evidence_in_states(raw.evidence, [before.observation, after.observation], cfg.evidence_min_chars):
