@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(0)
     started = time.perf_counter()
     try:
-        plans = [(Task(env_id=args.env, seed=s, split=args.split), None) for s in range(args.episodes)]
-        plans = [(task, paths_for(env, task, rng, args.insertions, args.random_steps)) for task, _ in plans]
+        tasks = [Task(env_id=args.env, seed=s, split=args.split) for s in range(args.episodes)]
+        plans = [(task, paths_for(env, task, rng, args.insertions, args.random_steps)) for task in tasks]
         total = sum(len(actions) for _, paths in plans for actions in paths.values())
         with tqdm(total=total, desc="transitions", unit="step", file=sys.stderr, disable=None) as bar:
             for task, paths in plans:
