@@ -42,7 +42,10 @@ class Actor(dspy.Module):
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
 
-    def forward(self, purpose: str, state: State, history: str = "") -> dspy.Prediction:
+    def forward(
+        self, purpose: str, state: State, history: str = "", experience: str = "", demos: list | None = None
+    ) -> dspy.Prediction:
+        """`experience`: memory and replay lines for this state; `demos`: examples for this call only."""
         signature = constrain_action(self.act.signature, state.valid_actions)
         errors: list[str] = []
         for attempt in range(self.max_attempts):
@@ -50,7 +53,8 @@ class Actor(dspy.Module):
             try:
                 pred = self.act(
                     purpose=purpose, observation=state.observation, history=history or "(none yet)",
-                    valid_actions=list(state.valid_actions), signature=signature, config=config,
+                    valid_actions=list(state.valid_actions), experience=experience or "(none)",
+                    signature=signature, config=config, **({"demos": demos} if demos is not None else {}),
                 )
             except (AdapterParseError, ValueError) as exc:
                 errors.append(f"unparsable answer: {describe_bad_answer(exc)}")

@@ -88,11 +88,17 @@ def main(verbose: int) -> None:
 @click.option("--actor-lm", default=None, help="Model for the actor only.")
 @click.option("--no-cache", is_flag=True, help="Bypass DSPy's response cache.")
 @safeguard_options
+@click.option("--memory-dir", default=None, envvar="PURPOSE_DSPY_MEMORY", type=click.Path(file_okay=False),
+              help="Directory of the agent's memory cards and replay buffer: the run reads them before each "
+                   "step and learns into them afterwards [env PURPOSE_DSPY_MEMORY; default: no memory].")
+@click.option("--explore", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Per-step chance of an action never tried in this state instead of the actor's choice.")
+@click.option("--distill", is_flag=True, help="After the run, let the distiller propose memory cards from it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the step table.")
 def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: str | None, max_steps: int,
         max_lm_calls: int | None, model: str | None, api_base: str | None, actor_lm: str | None,
         critic_lm: str | None, config_file: str | None, no_cache: bool, store: str | None,
-        ablate: tuple[str, ...], as_json: bool) -> None:
+        ablate: tuple[str, ...], memory_dir: str | None, explore: float, distill: bool, as_json: bool) -> None:
     """Run one episode: actor -> environment -> purpose critic at every step.
 
     Prints a row per step (action, Φ before and after, reward, and the environment's own
@@ -104,8 +110,13 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
       purpose-dspy run --env treasure-maze --seed 3
       purpose-dspy run --env twx:coin --seed 1 --json
       purpose-dspy run --lm openai/gpt-4o-mini --critic-lm openai/gpt-4o
+      purpose-dspy run --env twx:coin --memory-dir runs/coin --explore 0.3 --distill
     """
+    import dspy
+
     from purpose_dspy.config import RunConfig
+    from purpose_dspy.experience import Experience
+    from purpose_dspy.programs import Distiller
     from purpose_dspy.environments import make_env
     from purpose_dspy.lm import build_role_lms, load_lm_config
     from purpose_dspy.orchestrator import Orchestrator
@@ -118,15 +129,25 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
                                 role_models={"actor": actor_lm, "critic": critic_lm},
                                 cache=False if no_cache else None)
         task = Task(env_id=env_id, seed=seed, split=split, params=_parse_params(params))
+        if distill and not memory_dir:
+            raise UsageError("--distill writes memory cards: give --memory-dir DIR too")
         lms = build_role_lms(config)
         env = make_env(env_id)
+        experience = Experience(memory_dir) if memory_dir else None
         try:
-            run_config = RunConfig(max_steps=max_steps, max_lm_calls=max_lm_calls,
+            run_config = RunConfig(max_steps=max_steps, max_lm_calls=max_lm_calls, explore=explore, seed=seed,
                                    safeguards=SafeguardConfig().without(*ablate))
-            orchestrator = Orchestrator(PurposeAgent(), lms, run_config, phi_store=PhiStore(store) if store else None)
+            orchestrator = Orchestrator(PurposeAgent(), lms, run_config, phi_store=PhiStore(store) if store else None,
+                                        experience=experience)
             result = _run_with_progress(orchestrator, env, task, purpose, as_json)
+            if experience is not None and distill:
+                with dspy.context(lm=lms["actor"], adapter=dspy.JSONAdapter()):
+                    events = experience.distill([result.trajectory], Distiller(), family=env_id)
+                result.memory.card_events.extend(events)
         finally:
             env.close()
+            if experience is not None:
+                experience.close()
     except PurposeDspyError as exc:
         _fail(exc)
     if as_json:
@@ -187,6 +208,109 @@ def critic_check(env_id: str, probes: int, model: str | None, api_base: str | No
             verdict = ("ok" if r["ok"] else "FAILED") if r["must_hold"] else "(model)"
             click.echo(f"{r['check']:<12}{fmt(r['raw']):>6}{fmt(r['guarded']):>9}  {verdict:<10}{r['question']}")
     sys.exit(0 if ok else 1)
+
+
+@main.group()
+def memory() -> None:
+    """Inspect and steer the agent's memory cards (the directory given to `run --memory-dir`).
+
+    Cards are candidates until MemoryCI sees them lift success in later tasks; suspicious ones
+    are quarantined and never shown. Every change is logged and can be rolled back.
+    """
+
+
+def _memory_ci(directory: str) -> Any:
+    from pathlib import Path
+
+    from purpose_dspy.memory import MemoryCI, MemoryStore
+
+    path = Path(directory) / "memory"
+    if not path.is_dir():
+        raise UsageError(f"no memory in {directory}: run with --memory-dir {directory} first")
+    return MemoryCI(MemoryStore(path))
+
+
+def _memory_dir_option(command: Any) -> Any:
+    return click.option("--dir", "directory", required=True, envvar="PURPOSE_DSPY_MEMORY",
+                        type=click.Path(file_okay=False), help="The memory directory [env PURPOSE_DSPY_MEMORY].")(command)
+
+
+@memory.command("list")
+@_memory_dir_option
+@click.option("--status", type=click.Choice(["candidate", "promoted", "quarantined", "retired"]), default=None)
+@click.option("--kind", default=None, help="strategic, procedural, tool, critic_calibration or failure_pattern.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of cards.")
+def memory_list(directory: str, status: str | None, kind: str | None, as_json: bool) -> None:
+    """List cards, most trusted first."""
+    try:
+        cards = _memory_ci(directory).store.cards(status=status, kind=kind)
+    except PurposeDspyError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps([c.model_dump(mode="json") for c in cards]))
+        return
+    click.echo(f"{'id':<13}{'kind':<19}{'status':<12}{'trust':>6}{'shown':>6}{'lift':>7}  text")
+    for c in cards:
+        lift = "-" if c.lift_success is None else f"{c.lift_success:+.2f}"
+        label = c.title or (f"{c.action}: " if c.action else "") + c.text
+        click.echo(f"{c.id:<13}{c.kind:<19}{c.status:<12}{c.trust:>6.2f}{c.stats.shown_tasks:>6}{lift:>7}  {label[:70]}")
+
+
+@memory.command("show")
+@_memory_dir_option
+@click.argument("card_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the card and its history as JSON.")
+def memory_show(directory: str, card_id: str, as_json: bool) -> None:
+    """One card in full, with every status change it went through."""
+    try:
+        ci = _memory_ci(directory)
+        card, events = ci.store.get(card_id), ci.store.events(card_id)
+    except PurposeDspyError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"card": card.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}))
+        return
+    click.echo(json.dumps(card.model_dump(mode="json"), indent=2))
+    for e in events:
+        click.echo(f"{e.time:.0f}  {e.from_status or '(new)'} -> {e.to_status}  {e.reason}")
+
+
+def _memory_transition(action: str) -> Any:
+    @memory.command(action, help=f"{action.capitalize()} a card (logged; undo with `memory rollback`).")
+    @_memory_dir_option
+    @click.argument("card_id")
+    @click.option("--reason", default="by operator", show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print the resulting event as JSON.")
+    def command(directory: str, card_id: str, reason: str, as_json: bool) -> None:
+        try:
+            result = getattr(_memory_ci(directory), action)(card_id, reason=reason)
+        except PurposeDspyError as exc:
+            _fail(exc)
+        events = result if isinstance(result, list) else [result]
+        for e in events:
+            click.echo(json.dumps(e.model_dump(mode="json")) if as_json else
+                       f"{e.card_id}: {e.from_status or '(new)'} -> {e.to_status} ({e.reason})")
+
+    return command
+
+
+for _action in ("promote", "quarantine", "retire"):
+    _memory_transition(_action)
+
+
+@memory.command("rollback")
+@_memory_dir_option
+@click.argument("card_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+def memory_rollback(directory: str, card_id: str, as_json: bool) -> None:
+    """Undo a card's last status change (and the other half of a supersession)."""
+    try:
+        events = _memory_ci(directory).rollback(card_id)
+    except PurposeDspyError as exc:
+        _fail(exc)
+    for e in events:
+        click.echo(json.dumps(e.model_dump(mode="json")) if as_json else
+                   f"{e.card_id}: {e.from_status or '(new)'} -> {e.to_status} ({e.reason})")
 
 
 def _run_with_progress(orchestrator: Any, env: Any, task: Any, purpose: str | None, as_json: bool) -> Any:

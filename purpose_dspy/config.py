@@ -16,4 +16,11 @@ class RunConfig(BaseModel):
     max_lm_calls: int | None = Field(None, gt=0, description="LM-call budget for the run; None = unlimited.")
     history_window: int = Field(6, ge=0, description="How many recent steps the actor sees as history.")
     observation_chars: int = Field(160, gt=0, description="Characters of each past observation kept in the history.")
+    explore: float = Field(
+        0.0, ge=0, le=1,
+        description="Probability per step of taking a valid action never tried in this state (per the replay "
+        "buffer; any valid action without one) instead of asking the actor. Not used where a remembered "
+        "successful path goes on from the state.",
+    )
+    seed: int = Field(0, description="Seeds exploration, together with the task id: same seed, same choices.")
     safeguards: SafeguardConfig = Field(default_factory=SafeguardConfig, description="The critic's Python safeguards.")

@@ -9,6 +9,7 @@ rises (`PurposeScore.reward`).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,11 +20,14 @@ from dspy.utils.exceptions import LMError
 
 from purpose_dspy.config import RunConfig
 from purpose_dspy.environments.base import Environment
+from purpose_dspy.experience import Advice, Experience
 from purpose_dspy.errors import BudgetExceeded, Finished, LMUnavailableError, RunStopped, StepLimitReached
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.safeguards import CriticGuard, PhiStore
 from purpose_dspy.trace import traced_copy
-from purpose_dspy.types import Action, LMCall, PurposeScore, Role, RunResult, State, Task, Trajectory, Transition
+from purpose_dspy.types import (
+    Action, LMCall, MemoryReport, PurposeScore, Role, RunResult, State, Task, Trajectory, Transition,
+)
 
 
 @dataclass
@@ -37,6 +41,9 @@ class RunState:
     lm_calls: list[LMCall] = field(default_factory=list)  # every call of the run, in order
     lms: dict[Role, Any] = field(default_factory=dict)  # run-private traced LM copies
     guard: CriticGuard | None = None  # the critic's safeguards, bound to this run's environment
+    rng: random.Random = field(default_factory=random.Random)  # exploration, seeded per run
+    memory: MemoryReport = field(default_factory=MemoryReport)  # what experience showed (filled as it goes)
+    shown_cards: set[str] = field(default_factory=set)
 
 
 class Orchestrator:
@@ -49,6 +56,7 @@ class Orchestrator:
         config: RunConfig | None = None,
         adapter: Any = None,
         phi_store: PhiStore | None = None,
+        experience: Experience | None = None,
     ) -> None:
         missing = {"actor", "critic"} - set(lms)
         if missing:
@@ -60,6 +68,8 @@ class Orchestrator:
         self.adapter = adapter or dspy.JSONAdapter()
         # Φ of canonical states; pass a directory-backed store to share it across runs and processes.
         self.phi_store = phi_store if phi_store is not None else PhiStore()
+        # Memory + replay: advice before each actor call, learning after each run. None: a fresh agent every run.
+        self.experience = experience
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, env: Environment, task: Task, purpose: str | None = None) -> RunResult:
@@ -75,6 +85,7 @@ class Orchestrator:
         """Reset the environment and open the run's state (and its traced LM copies)."""
         state = env.reset(task)
         run = RunState(trajectory=Trajectory(purpose=purpose or env.purpose, task=task), state=state)
+        run.rng.seed(f"{self.config.seed}/{task.task_id}")
         run.lms = {role: traced_copy(lm, role, run.lm_calls) for role, lm in self.lms.items()}
         run.guard = CriticGuard(
             self.config.safeguards,
@@ -97,10 +108,19 @@ class Orchestrator:
         run.trajectory.success = run.state.success
 
     def result(self, run: RunState) -> RunResult:
+        """Close the run; with experience attached, the trajectory is learned from before returning."""
+        memory = None
+        if self.experience is not None:
+            learned = self.experience.learn(run.trajectory, shown_cards=run.shown_cards)
+            memory = run.memory.model_copy(
+                update={"cards_shown": learned.cards_shown, "steps_stored": learned.steps_stored,
+                        "card_events": learned.card_events}
+            )
         return RunResult(
             trajectory=run.trajectory,
             seconds=time.perf_counter() - run.started,
             model_by_role={role: lm.model for role, lm in self.lms.items()},
+            memory=memory,
         )
 
     def _check_limits(self, run: RunState) -> None:
@@ -135,8 +155,32 @@ class Orchestrator:
         )
 
     def act(self, run: RunState) -> dspy.Prediction:
+        """The actor's choice, informed by experience; or, with probability `explore`, an untried action."""
+        history, advice = self._history(run), self._advise(run)
+        untried = advice.recall.untried if advice.recall else run.state.valid_actions
+        if self.config.explore and untried and not advice.knows_a_path and run.rng.random() < self.config.explore:
+            run.memory.explored += 1
+            return dspy.Prediction(action=run.rng.choice(untried), thought="exploring: never tried here", error=None)
         with self._role(run, "actor"):
-            return self.agent.actor(purpose=run.trajectory.purpose, state=run.state, history=self._history(run))
+            decision = self.agent.actor(
+                purpose=run.trajectory.purpose, state=run.state, history=history,
+                experience=advice.text, demos=advice.demos or None,
+            )
+        if advice.best is not None and decision.action == advice.best:
+            run.memory.followed += 1
+        return decision
+
+    def _advise(self, run: RunState) -> Advice:
+        if self.experience is None:
+            return Advice()
+        task = run.trajectory.task
+        advice = self.experience.advise(
+            run.trajectory.purpose, run.state, family=task.env_id, task_id=task.task_id, history=self._history(run)
+        )
+        run.shown_cards.update(advice.cards)
+        run.memory.recalls += bool(advice.recall and (advice.recall.encouraged or advice.recall.discouraged))
+        run.memory.demo_steps += bool(advice.demos)
+        return advice
 
     def critique(self, run: RunState, before: State, action: str, after: State) -> PurposeScore:
         """The critic's judgment through the safeguards (the LM is asked only if the Φ store cannot answer)."""

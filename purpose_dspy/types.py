@@ -147,12 +147,29 @@ class Trajectory(BaseModel):
         return [c for s in self.steps for c in s.lm_calls]
 
 
+class MemoryReport(BaseModel):
+    """What experience did in one run: what the actor was shown, and what changed afterwards."""
+
+    cards_shown: list[str] = Field(default_factory=list, description="Ids of memory cards the actor saw.")
+    recalls: int = Field(0, description="Steps at which replay had something to say about the state.")
+    followed: int = Field(0, description="Steps where the actor chose replay's top encouraged action.")
+    demo_steps: int = Field(0, description="Steps shown a remembered successful step from the same state.")
+    explored: int = Field(0, description="Steps that took a never-tried action instead of asking the actor.")
+    steps_stored: int = Field(0, description="Steps written to the replay buffer after the run.")
+    card_events: list[dict[str, Any]] = Field(default_factory=list, description="MemoryCI transitions the outcome caused.")
+
+
 class RunResult(BaseModel):
     """What `run_task` returns: the trajectory plus the cost of producing it."""
 
     trajectory: Trajectory
     seconds: float
     model_by_role: dict[str, str] = Field(default_factory=dict)
+    memory: MemoryReport | None = Field(None, description="Set when the run used experience (memory + replay).")
+
+    def memory_report(self) -> dict[str, Any]:
+        """What was used and what changed ({} when the run had no experience attached)."""
+        return self.memory.model_dump(mode="json") if self.memory else {}
 
     def summary(self) -> dict[str, Any]:
         """The figures `purpose-dspy run --json` prints: one flat JSON-ready dict."""
@@ -178,6 +195,7 @@ class RunResult(BaseModel):
             "seconds": round(self.seconds, 3),
             "models": self.model_by_role,
             "by_role": self.lm_calls_by_role(),
+            "memory": self.memory_report(),
         }
 
     def lm_calls_by_role(self) -> dict[str, dict[str, float]]:

@@ -1,0 +1,413 @@
+"""ExperienceReplay: every step the agent took, with Q-values, recalled by similarity then by Q.
+
+After REMEMBERER (arXiv 2306.07929): the agent's own experience is stored as (state, action) with a
+Q-value learned by n-step Bellman backups, and shown to the actor as encouraged and discouraged
+actions. Recall has two phases: similar states first (SQLite FTS5 / BM25 over the state text, or
+cosine over `dspy.Embedder` vectors when one is given), then the actions taken there, ranked by Q.
+
+Storage is one SQLite file in WAL mode (diskcache has no full-text index, and SQLite ships with
+Python). A trajectory is written in one transaction, so a process killed mid-batch leaves every
+trajectory it committed and none half-written; `BEGIN IMMEDIATE` plus a busy timeout lets several
+processes write one store. Nothing is pickled: rows are numbers and text, vectors raw float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from purpose_dspy.errors import StoreCorruptError, UsageError
+from purpose_dspy.safeguards.canonical import canonical_text
+from purpose_dspy.types import State, Trajectory
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+FILENAME = "replay.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trajectories (
+    id TEXT PRIMARY KEY, family TEXT NOT NULL, task_id TEXT NOT NULL, purpose TEXT NOT NULL,
+    success INTEGER NOT NULL, steps INTEGER NOT NULL, phi_gain REAL NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    trajectory_id TEXT NOT NULL, step INTEGER NOT NULL, family TEXT NOT NULL, state_key TEXT NOT NULL,
+    action TEXT, phi_delta REAL NOT NULL, env_reward REAL NOT NULL, reward REAL NOT NULL,
+    PRIMARY KEY (trajectory_id, step));
+CREATE INDEX IF NOT EXISTS steps_by_state ON steps (family, state_key, action);
+CREATE TABLE IF NOT EXISTS states (
+    id INTEGER PRIMARY KEY, family TEXT NOT NULL, state_key TEXT NOT NULL, purpose TEXT NOT NULL,
+    text TEXT NOT NULL, vector BLOB, UNIQUE (family, state_key));
+CREATE VIRTUAL TABLE IF NOT EXISTS state_text USING fts5(text, content='', tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS q_values (
+    family TEXT NOT NULL, state_key TEXT NOT NULL, action TEXT NOT NULL, q REAL NOT NULL,
+    visits INTEGER NOT NULL, updated REAL NOT NULL, PRIMARY KEY (family, state_key, action));
+"""
+# Words too common in environment text to say which state is similar (they only cost time).
+_STOPWORDS = frozenset(
+    "a an and are as at be by for from has have in is it of on or that the there this to you your with "
+    "also see one part room another nothing carry".split()
+)
+
+
+class ReplayConfig(BaseModel):
+    """How steps are rewarded and how Q-values learn. Rewards are per step, on a small scale."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gamma: float = Field(0.9, gt=0, le=1, description="Discount of later rewards in the n-step return.")
+    n_steps: int = Field(3, ge=1, description="Rewards summed before bootstrapping from max Q of the later state.")
+    phi_weight: float = Field(0.1, ge=0, description="Reward per point Φ rises (0-10 scale; only rises pay).")
+    success_reward: float = Field(1.0, description="Reward of the step that ends the task with success.")
+    failure_reward: float = Field(-1.0, description="Reward of the step that ends the task with failure.")
+    step_cost: float = Field(0.05, ge=0, description="Cost of every step: loops and detours end with negative Q.")
+    candidates: int = Field(24, gt=0, description="Phase 1: how many similar states are re-ranked by Q.")
+    min_similarity: float = Field(0.3, ge=0, le=1, description="Phase 1: similar states below this (relative BM25) are left out.")
+    query_terms: int = Field(24, gt=0, description="Most distinctive words of a state used as the lexical query.")
+
+
+class RecalledAction(BaseModel):
+    """One action remembered in a state like the current one."""
+
+    action: str
+    q: float = Field(description="Learned value of taking `action` there (discounted return).")
+    visits: int
+    similarity: float = Field(description="1.0 for the same state; less for a similar one.")
+    state: str = Field(description="The remembered state's text (start of it).")
+    trajectories: tuple[str, ...] = Field(description="Provenance: trajectory ids that took this action there.")
+    on_success_path: bool = Field(False, description="A successful trajectory took this action in this very state.")
+    continuation: tuple[str, ...] = Field((), description="What that successful trajectory did next.")
+
+
+class Recall(BaseModel):
+    """What replay offers the actor for one state: actions to prefer and actions to avoid."""
+
+    encouraged: tuple[RecalledAction, ...] = ()
+    discouraged: tuple[RecalledAction, ...] = ()
+    untried: tuple[str, ...] = Field((), description="Valid actions never taken in this very state.")
+    seconds: float = 0.0
+
+    def render(self, limit: int = 3) -> str:
+        """The lines the actor reads (empty when there is nothing to say)."""
+        lines = []
+        for r in self.encouraged[:limit]:
+            where = "here" if r.similarity >= 1.0 else "in a similar state"
+            then = f"; then {', '.join(r.continuation[:4])}" if r.continuation else ("; it finished the task" if r.on_success_path else "")
+            lines.append(f"worked {where}: {r.action} (value {r.q:+.2f}, {r.visits}x){then}")
+        for r in self.discouraged[:limit]:
+            where = "here" if r.similarity >= 1.0 else "in a similar state"
+            lines.append(f"did not work {where}: {r.action} (value {r.q:+.2f}, {r.visits}x)")
+        return "\n".join(lines)
+
+
+def state_key(family: str, purpose: str, state: State | str) -> str:
+    """Identity of a state within a task family: same purpose and same canonical text."""
+    text = state.observation if isinstance(state, State) else state
+    raw = f"{family}\x00{' '.join(purpose.split())}\x00{canonical_text(text)}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def step_rewards(trajectory: Trajectory, config: ReplayConfig) -> list[float]:
+    """The reward of each step: Φ rise (only rises pay) + the task's end - the step cost."""
+    rewards = []
+    last = len(trajectory.steps) - 1
+    for i, t in enumerate(trajectory.steps):
+        r = config.phi_weight * t.score.reward + t.env_reward - config.step_cost
+        if i == last and t.after.done:
+            r += config.success_reward if trajectory.success else config.failure_reward
+        rewards.append(r)
+    return rewards
+
+
+class ExperienceReplay:
+    """Steps, trajectories and Q-values of one persistence directory (None: a private in-memory store)."""
+
+    def __init__(
+        self, directory: str | Path | None = None, config: ReplayConfig | None = None, embedder: Any = None
+    ) -> None:
+        self.config = config or ReplayConfig()
+        self.directory = Path(directory) if directory is not None else None
+        self.embedder = embedder  # a dspy.Embedder (or any callable: list[str] -> vectors) for dense phase 1
+        self._lock = threading.Lock()
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            target = str(self.directory / FILENAME)
+        else:
+            target = ":memory:"
+        try:
+            self._db = sqlite3.connect(target, timeout=60, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # a killed process loses nothing it committed
+            self._open_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(
+                f"replay store {target} is not a readable SQLite database ({exc}); move it aside or use a fresh directory"
+            ) from exc
+
+    def _open_schema(self) -> None:
+        with self._write() as db:
+            # statement by statement: executescript() would commit in the middle of this transaction
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT),))
+            found = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()[0]
+        if found != str(FORMAT):
+            raise StoreCorruptError(
+                f"replay store {self.directory} has format {found}; this version reads format {FORMAT}. "
+                "Use a fresh directory (the old one is left untouched)."
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken before reading (BEGIN IMMEDIATE): no lost updates across processes."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- writing ----------------------------------------------------------------------------
+    def add(self, trajectory: Trajectory, family: str | None = None) -> int:
+        """Store every step of `trajectory` and back its rewards up into Q-values. Returns steps stored.
+
+        Adding the same trajectory id twice is a no-op (a retried batch does not double-count).
+        """
+        family = family or trajectory.task.env_id
+        purpose = trajectory.purpose
+        keys = [state_key(family, purpose, t.before) for t in trajectory.steps]
+        final = state_key(family, purpose, trajectory.steps[-1].after) if trajectory.steps else None
+        rewards = step_rewards(trajectory, self.config)
+        vectors = self._embed([t.before.observation for t in trajectory.steps]) if self.embedder else None
+        now = time.time()
+        phi_gain = (trajectory.phi_end or 0.0) - (trajectory.phi_start or 0.0)
+        with self._write() as db:
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO trajectories VALUES (?,?,?,?,?,?,?,?)",
+                (trajectory.id, family, trajectory.task.task_id, purpose, int(trajectory.success),
+                 len(trajectory.steps), phi_gain, now),
+            ).rowcount
+            if not inserted:
+                return 0
+            for i, (t, key) in enumerate(zip(trajectory.steps, keys)):
+                db.execute(
+                    "INSERT INTO steps VALUES (?,?,?,?,?,?,?,?)",
+                    (trajectory.id, i, family, key, t.action.text if t.action else None, t.score.delta,
+                     t.env_reward, rewards[i]),
+                )
+                self._index_state(db, family, key, purpose, t.before.observation, vectors[i] if vectors else None)
+            self._backup(db, family, trajectory, keys, final, rewards, now)
+        return len(trajectory.steps)
+
+    def _index_state(self, db: sqlite3.Connection, family: str, key: str, purpose: str, text: str, vector: Any) -> None:
+        blob = None if vector is None else _to_blob(vector)
+        cur = db.execute(
+            "INSERT OR IGNORE INTO states (family, state_key, purpose, text, vector) VALUES (?,?,?,?,?)",
+            (family, key, purpose, text, blob),
+        )
+        if cur.rowcount:
+            db.execute("INSERT INTO state_text (rowid, text) VALUES (?, ?)", (cur.lastrowid, text))
+
+    def _backup(
+        self, db: sqlite3.Connection, family: str, trajectory: Trajectory, keys: list[str], final: str | None,
+        rewards: list[float], now: float,
+    ) -> None:
+        """n-step Bellman backups, last step first so a success reaches the start in one pass.
+
+        G_t = sum_{i<n} gamma^i r_{t+i} + gamma^n max_a Q(s_{t+n}, a)  (no bootstrap past the end);
+        Q(s_t, a_t) moves to G_t by 1/visits: the mean of the returns seen, as REMEMBERER keeps it.
+        """
+        cfg, steps = self.config, trajectory.steps
+        ended = bool(steps) and steps[-1].after.done
+        for t in range(len(steps) - 1, -1, -1):
+            if steps[t].action is None:
+                continue
+            horizon = min(cfg.n_steps, len(steps) - t)
+            g = sum(cfg.gamma**i * rewards[t + i] for i in range(horizon))
+            if t + horizon < len(steps):
+                g += cfg.gamma**horizon * self._max_q(db, family, keys[t + horizon])
+            elif not ended and final is not None:  # cut by the step limit: the last state still has a value
+                g += cfg.gamma**horizon * self._max_q(db, family, final)
+            row = db.execute(
+                "SELECT q, visits FROM q_values WHERE family=? AND state_key=? AND action=?",
+                (family, keys[t], steps[t].action.text),
+            ).fetchone()
+            q, visits = row if row else (0.0, 0)
+            visits += 1
+            q += (g - q) / visits
+            db.execute(
+                "INSERT OR REPLACE INTO q_values VALUES (?,?,?,?,?,?)",
+                (family, keys[t], steps[t].action.text, q, visits, now),
+            )
+
+    @staticmethod
+    def _max_q(db: sqlite3.Connection, family: str, key: str) -> float:
+        row = db.execute("SELECT MAX(q) FROM q_values WHERE family=? AND state_key=?", (family, key)).fetchone()
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    # -- reading ----------------------------------------------------------------------------
+    def recall(self, purpose: str, state: State, k: int = 3, *, family: str) -> Recall:
+        """Phase 1: states like `state` (the same one first); phase 2: their actions ranked by Q.
+
+        Only actions valid now are returned when the state lists them. For each action the entry
+        from the most similar state wins (the same state beats a look-alike).
+        """
+        started = time.perf_counter()
+        key = state_key(family, purpose, state)
+        with self._lock:
+            similar = self._similar(family, key, purpose, state.observation)
+            rows = self._actions_at(family, [s[0] for s in similar])
+            by_action: dict[str, RecalledAction] = {}
+            sim_of = {s[0]: (s[1], s[2]) for s in similar}
+            for skey, action, q, visits in rows:
+                if state.valid_actions and action not in state.valid_actions:
+                    continue
+                similarity, text = sim_of[skey]
+                best = by_action.get(action)
+                if best is None or (similarity, visits) > (best.similarity, best.visits):
+                    by_action[action] = RecalledAction(
+                        action=action, q=round(q, 4), visits=visits, similarity=round(similarity, 4),
+                        state=text[:200], trajectories=self._provenance(family, skey, action),
+                    )
+            tried_here = {r[1] for r in rows if r[0] == key}
+            ranked = sorted(by_action.values(), key=lambda r: (-r.similarity, -r.q))
+            encouraged = sorted((r for r in ranked if r.q > 0), key=lambda r: (-r.similarity, -r.q))[:k]
+            encouraged = [self._with_continuation(family, key, r) for r in encouraged]
+            discouraged = sorted((r for r in ranked if r.q <= 0), key=lambda r: (-r.similarity, r.q))[:k]
+        return Recall(
+            encouraged=tuple(encouraged),
+            discouraged=tuple(discouraged),
+            untried=tuple(a for a in state.valid_actions if a not in tried_here),
+            seconds=round(time.perf_counter() - started, 6),
+        )
+
+    def _similar(self, family: str, key: str, purpose: str, text: str) -> list[tuple[str, float, str]]:
+        """(state_key, similarity in (0, 1], text) of the most similar stored states, the same state first."""
+        found: dict[str, tuple[float, str]] = {}
+        row = self._db.execute("SELECT text FROM states WHERE family=? AND state_key=?", (family, key)).fetchone()
+        if row:
+            found[key] = (1.0, row[0])
+        if self.embedder is not None:
+            found.update({k: v for k, v in self._similar_dense(family, text).items() if k not in found})
+        else:
+            terms = _query_terms(text, self.config.query_terms)
+            if terms:
+                hits = self._db.execute(
+                    "SELECT s.state_key, bm25(state_text) AS score, s.text FROM state_text "
+                    "JOIN states s ON s.id = state_text.rowid "
+                    "WHERE state_text MATCH ? AND s.family = ? ORDER BY score LIMIT ?",
+                    (" OR ".join(f'"{t}"' for t in terms), family, self.config.candidates),
+                ).fetchall()
+                best = min((h[1] for h in hits), default=-1.0)  # bm25 is negative: lower is better
+                for skey, score, stext in hits:
+                    if skey not in found and score <= best * self.config.min_similarity:
+                        found[skey] = (0.99 * score / best if best < 0 else 0.0, stext)
+        ranked = sorted(found.items(), key=lambda kv: -kv[1][0])[: self.config.candidates]
+        return [(k, sim, text) for k, (sim, text) in ranked]
+
+    def _similar_dense(self, family: str, text: str) -> dict[str, tuple[float, str]]:
+        import numpy as np
+
+        rows = self._db.execute(
+            "SELECT state_key, vector, text FROM states WHERE family=? AND vector IS NOT NULL", (family,)
+        ).fetchall()
+        if not rows:
+            return {}
+        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+        query = np.asarray(self._embed([text])[0], dtype=np.float32)
+        sims = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query) + 1e-9)
+        top = np.argsort(-sims)[: self.config.candidates]
+        return {rows[i][0]: (float(min(sims[i], 0.99)), rows[i][2]) for i in top}
+
+    def _actions_at(self, family: str, keys: Sequence[str]) -> list[tuple[str, str, float, int]]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        return self._db.execute(
+            f"SELECT state_key, action, q, visits FROM q_values WHERE family=? AND state_key IN ({marks})",
+            (family, *keys),
+        ).fetchall()
+
+    def _provenance(self, family: str, key: str, action: str, limit: int = 3) -> tuple[str, ...]:
+        rows = self._db.execute(
+            "SELECT s.trajectory_id FROM steps s JOIN trajectories t ON t.id = s.trajectory_id "
+            "WHERE s.family=? AND s.state_key=? AND s.action=? ORDER BY t.success DESC, t.created DESC LIMIT ?",
+            (family, key, action, limit),
+        ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    def _with_continuation(self, family: str, key: str, recalled: RecalledAction, limit: int = 6) -> RecalledAction:
+        """Marks an action a successful trajectory took here, with what it did next (the shortest such one)."""
+        if recalled.similarity < 1.0:
+            return recalled
+        row = self._db.execute(
+            "SELECT s.trajectory_id, s.step FROM steps s JOIN trajectories t ON t.id = s.trajectory_id "
+            "WHERE s.family=? AND s.state_key=? AND s.action=? AND t.success=1 ORDER BY t.steps - s.step LIMIT 1",
+            (family, key, recalled.action),
+        ).fetchone()
+        if not row:
+            return recalled
+        later = self._db.execute(
+            "SELECT action FROM steps WHERE trajectory_id=? AND step>? ORDER BY step LIMIT ?", (row[0], row[1], limit)
+        ).fetchall()
+        return recalled.model_copy(update={"on_success_path": True, "continuation": tuple(r[0] for r in later if r[0])})
+
+    def q_value(self, purpose: str, state: State | str, action: str, *, family: str) -> tuple[float, int] | None:
+        """(Q, visits) of `action` in `state`, or None if never taken there."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT q, visits FROM q_values WHERE family=? AND state_key=? AND action=?",
+                (family, state_key(family, purpose, state), action),
+            ).fetchone()
+        return (float(row[0]), int(row[1])) if row else None
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            count = lambda table: self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: E731
+            return {
+                "trajectories": count("trajectories"), "steps": count("steps"),
+                "states": count("states"), "q_values": count("q_values"),
+                "successes": self._db.execute("SELECT COUNT(*) FROM trajectories WHERE success=1").fetchone()[0],
+            }
+
+    def trajectory_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM trajectories ORDER BY created, id")]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _embed(self, texts: list[str]) -> list[Any]:
+        try:
+            return list(self.embedder(texts))
+        except Exception as exc:  # the embedder is the caller's: say which part failed
+            raise UsageError(f"the replay embedder failed on {len(texts)} texts: {exc}") from exc
+
+
+def _query_terms(text: str, limit: int) -> list[str]:
+    """The distinct, non-trivial words of `text`, rarest-looking (longest) first, at most `limit`."""
+    words = {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in _STOPWORDS}
+    return sorted(words, key=lambda w: (-len(w), w))[:limit]
+
+
+def _to_blob(vector: Any) -> bytes:
+    import numpy as np
+
+    arr = np.asarray(vector, dtype=np.float32).ravel()
+    if not arr.size or not math.isfinite(float(arr.sum())):
+        raise UsageError("the replay embedder returned an empty or non-finite vector")
+    return arr.tobytes()
