@@ -275,27 +275,37 @@ def memory_show(directory: str, card_id: str, as_json: bool) -> None:
         click.echo(f"{e.time:.0f}  {e.from_status or '(new)'} -> {e.to_status}  {e.reason}")
 
 
-def _memory_transition(action: str) -> Any:
-    @memory.command(action, help=f"{action.capitalize()} a card (logged; undo with `memory rollback`).")
-    @_memory_dir_option
-    @click.argument("card_id")
-    @click.option("--reason", default="by operator", show_default=True)
-    @click.option("--json", "as_json", is_flag=True, help="Print the resulting event as JSON.")
-    def command(directory: str, card_id: str, reason: str, as_json: bool) -> None:
+def _print_events(events: list[Any], as_json: bool) -> None:
+    for e in events:
+        click.echo(json.dumps(e.model_dump(mode="json")) if as_json else
+                   f"{e.card_id}: {e.from_status or '(new)'} -> {e.to_status} ({e.reason})")
+
+
+def _transition_command(action: str, doc: str, *extra: Any) -> None:
+    """`memory promote|quarantine|retire CARD_ID`: a logged, reversible status change."""
+
+    def command(directory: str, card_id: str, reason: str, as_json: bool, **options: Any) -> None:
         try:
-            result = getattr(_memory_ci(directory), action)(card_id, reason=reason)
+            events = getattr(_memory_ci(directory), action)(card_id, reason=reason, **options)
         except PurposeDspyError as exc:
             _fail(exc)
-        events = result if isinstance(result, list) else [result]
-        for e in events:
-            click.echo(json.dumps(e.model_dump(mode="json")) if as_json else
-                       f"{e.card_id}: {e.from_status or '(new)'} -> {e.to_status} ({e.reason})")
+        _print_events(events, as_json)
 
-    return command
+    command.__doc__ = doc
+    for option in reversed((
+        _memory_dir_option, click.argument("card_id"),
+        click.option("--reason", default="by operator", show_default=True, help="Why (kept in the log)."),
+        *extra,
+        click.option("--json", "as_json", is_flag=True, help="Print the resulting events as JSON lines."),
+    )):
+        command = option(command)
+    memory.command(action)(command)
 
 
-for _action in ("promote", "quarantine", "retire"):
-    _memory_transition(_action)
+_transition_command("promote", "Show a card in every context it is in scope for (undo with `memory rollback`).",
+                    click.option("--force", is_flag=True, help="Promote even a quarantined card (read it first)."))
+_transition_command("quarantine", "Take a card out of every context; kept for inspection (undo with rollback).")
+_transition_command("retire", "Take a card out of use for good; kept in the store and the log.")
 
 
 @memory.command("rollback")
@@ -308,9 +318,7 @@ def memory_rollback(directory: str, card_id: str, as_json: bool) -> None:
         events = _memory_ci(directory).rollback(card_id)
     except PurposeDspyError as exc:
         _fail(exc)
-    for e in events:
-        click.echo(json.dumps(e.model_dump(mode="json")) if as_json else
-                   f"{e.card_id}: {e.from_status or '(new)'} -> {e.to_status} ({e.reason})")
+    _print_events(events, as_json)
 
 
 def _run_with_progress(orchestrator: Any, env: Any, task: Any, purpose: str | None, as_json: bool) -> Any:

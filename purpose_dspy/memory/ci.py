@@ -149,7 +149,7 @@ class MemoryCI:
             if card.status == "quarantined" and not force:
                 raise UsageError(
                     f"card {card_id} is quarantined ({card.reason}); promoting it would show it in every context. "
-                    "Pass force=True once someone has read it and judged it safe."
+                    "Once someone has read it and judged it safe, promote with force=True (CLI: --force)."
                 )
             return self._promote(card, reason)
 
