@@ -73,7 +73,7 @@ class ReplayConfig(BaseModel):
     failure_reward: float = Field(-1.0, description="Reward of the step that ends the task with failure.")
     step_cost: float = Field(0.05, ge=0, description="Cost of every step: loops and detours end with negative Q.")
     candidates: int = Field(24, gt=0, description="Phase 1: how many similar states are re-ranked by Q.")
-    min_similarity: float = Field(0.3, ge=0, le=1, description="Phase 1: similar states below this (relative BM25) are left out.")
+    min_similarity: float = Field(0.3, ge=0, le=1, description="Phase 1: states sharing less than this share of distinctive words (Jaccard) are left out.")
     query_terms: int = Field(24, gt=0, description="Most distinctive words of a state used as the lexical query.")
 
 
@@ -147,24 +147,43 @@ class ExperienceReplay:
             target = ":memory:"
         try:
             self._db = sqlite3.connect(target, timeout=60, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._check_format()  # before anything writes: a foreign store is left byte for byte as it was
+            if self.directory is not None:  # an in-memory database has no journal file to switch
+                self._use_wal()
             self._db.execute("PRAGMA synchronous=NORMAL")  # a killed process loses nothing it committed
-            self._open_schema()
+            with self._write() as db:
+                # statement by statement: executescript() would commit in the middle of this transaction
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT),))
         except sqlite3.DatabaseError as exc:
+            getattr(self, "_db", None) and self._db.close()
             raise StoreCorruptError(
                 f"replay store {target} is not a readable SQLite database ({exc}); move it aside or use a fresh directory"
             ) from exc
 
-    def _open_schema(self) -> None:
-        with self._write() as db:
-            # statement by statement: executescript() would commit in the middle of this transaction
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT),))
-            found = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()[0]
-        if found != str(FORMAT):
+    def _use_wal(self) -> None:
+        """WAL lets readers and one writer work at once. The switch is made once per file (it persists);
+        it needs a moment with no other connection inside a transaction, which SQLite's busy timeout
+        does not wait for, so it is retried here."""
+        for _ in range(300):
+            try:
+                if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                    return
+                self._db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.05)
+        raise StoreCorruptError(f"replay store in {self.directory} stayed locked for 15 s; is another program holding it?")
+
+    def _check_format(self) -> None:
+        has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone() if has_meta else None
+        if row is not None and row[0] != str(FORMAT):
+            self._db.close()
             raise StoreCorruptError(
-                f"replay store {self.directory} has format {found}; this version reads format {FORMAT}. "
+                f"replay store {self.directory} has format {row[0]}; this version reads format {FORMAT}. "
                 "Use a fresh directory (the old one is left untouched)."
             )
 
@@ -311,10 +330,15 @@ class ExperienceReplay:
                     "WHERE state_text MATCH ? AND s.family = ? ORDER BY score LIMIT ?",
                     (" OR ".join(f'"{t}"' for t in terms), family, self.config.candidates),
                 ).fetchall()
-                best = min((h[1] for h in hits), default=-1.0)  # bm25 is negative: lower is better
-                for skey, score, stext in hits:
-                    if skey not in found and score <= best * self.config.min_similarity:
-                        found[skey] = (0.99 * score / best if best < 0 else 0.0, stext)
+                # BM25 finds the candidates; how similar they are is judged on its own scale (shared
+                # distinctive words / all of them), so a state sharing only boilerplate scores low
+                # even when it is the best match there is.
+                query = set(terms)
+                for skey, _score, stext in hits:
+                    words = set(_query_terms(stext, 10**6))
+                    similarity = 0.99 * len(query & words) / len(query | words)
+                    if skey not in found and similarity >= self.config.min_similarity:
+                        found[skey] = (similarity, stext)
         ranked = sorted(found.items(), key=lambda kv: -kv[1][0])[: self.config.candidates]
         return [(k, sim, text) for k, (sim, text) in ranked]
 
@@ -343,7 +367,7 @@ class ExperienceReplay:
 
     def _provenance(self, family: str, key: str, action: str, limit: int = 3) -> tuple[str, ...]:
         rows = self._db.execute(
-            "SELECT s.trajectory_id FROM steps s JOIN trajectories t ON t.id = s.trajectory_id "
+            "SELECT DISTINCT s.trajectory_id, t.success, t.created FROM steps s JOIN trajectories t ON t.id = s.trajectory_id "
             "WHERE s.family=? AND s.state_key=? AND s.action=? ORDER BY t.success DESC, t.created DESC LIMIT ?",
             (family, key, action, limit),
         ).fetchall()

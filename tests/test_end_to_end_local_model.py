@@ -71,3 +71,44 @@ def test_critic_check_on_the_embedded_model():
     assert report["ok"] and report["probes"] == 1
     assert all(rows[name]["guarded"] == 1 for name in ("repeatable", "rewrite", "no_change", "injection"))
     assert rows["parses"]["raw"] is not None
+
+
+@pytest.mark.envs
+def test_the_real_model_follows_a_remembered_successful_path(local_lms, tmp_path):
+    """Replay on the real model: after one successful episode of a TWX coin task is remembered,
+    the embedded actor is shown its steps as step-aligned demos and walks the same path.
+
+    The first episode is played by a scripted actor (the engine's gold path) so the test does not
+    depend on exploration luck; the second is the real model's own choice at every step.
+    """
+    import dspy
+
+    from purpose_dspy.experience import Experience
+    from purpose_dspy.programs import Actor
+
+    class Scripted(Actor):
+        def __init__(self, actions):
+            super().__init__()
+            self.actions = list(actions)
+
+        def forward(self, purpose, state, history="", experience="", demos=None):
+            return dspy.Prediction(action=self.actions.pop(0), thought="", error=None, attempts=1)
+
+    env = make_env("twx:coin")
+    task = Task(env_id="twx:coin", seed=3, split="dev")  # gold: move west, take coin
+    try:
+        env.reset(task)
+        gold = [a for a in env.gold_actions() if a != "look around"]
+        assert len(gold) >= 2, "a task that needs moves before 'take coin'"
+        experience = Experience(tmp_path)
+        first = Orchestrator(PurposeAgent(actor=Scripted(gold)), local_lms, RunConfig(max_steps=len(gold)),
+                             experience=experience).run(env, task)
+        assert first.trajectory.success
+        second = Orchestrator(PurposeAgent(), local_lms, RunConfig(max_steps=len(gold) + 4),
+                              experience=experience).run(env, task)
+    finally:
+        env.close()
+    check_episode(second, len(gold) + 4)
+    assert second.memory.demo_steps >= 1
+    assert [s.action.text for s in second.trajectory.steps if s.action][: len(gold)] == gold
+    assert second.trajectory.success
