@@ -5,6 +5,7 @@
 - `EnvironmentUnavailableError`: an environment's package or Java is missing; the operator installs it.
 - `StoreCorruptError`: a store on disk holds records this version cannot trust; the operator points
   the program at a fresh directory (nothing is overwritten to "repair" it).
+- `StoreBusyError`: another process holds a store locked too long; the operator stops it or retries.
 - `RunStopped` and its subclasses end an episode on purpose; they carry the reason and are caught
   by the orchestrator, never by users.
 
@@ -33,6 +34,10 @@ class EnvironmentUnavailableError(PurposeDspyError):
 
 class StoreCorruptError(PurposeDspyError):
     """A persistent store holds an unreadable, out-of-range or foreign record."""
+
+
+class StoreBusyError(PurposeDspyError):
+    """A persistent store stayed locked by another process longer than the wait allows."""
 
 
 class RunStopped(PurposeDspyError):

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from purpose_dspy.errors import StoreCorruptError, UsageError
+from purpose_dspy.errors import StoreBusyError, StoreCorruptError, UsageError
 from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.types import State, Trajectory
 
@@ -49,7 +49,8 @@ CREATE INDEX IF NOT EXISTS steps_by_state ON steps (family, state_key, action);
 CREATE TABLE IF NOT EXISTS states (
     id INTEGER PRIMARY KEY, family TEXT NOT NULL, state_key TEXT NOT NULL, purpose TEXT NOT NULL,
     text TEXT NOT NULL, vector BLOB, UNIQUE (family, state_key));
-CREATE VIRTUAL TABLE IF NOT EXISTS state_text USING fts5(text, content='', tokenize='porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS state_text USING fts5(text, content='', tokenize='unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS state_vocab USING fts5vocab(state_text, 'row');
 CREATE TABLE IF NOT EXISTS q_values (
     family TEXT NOT NULL, state_key TEXT NOT NULL, action TEXT NOT NULL, q REAL NOT NULL,
     visits INTEGER NOT NULL, updated REAL NOT NULL, PRIMARY KEY (family, state_key, action));
@@ -74,7 +75,8 @@ class ReplayConfig(BaseModel):
     step_cost: float = Field(0.05, ge=0, description="Cost of every step: loops and detours end with negative Q.")
     candidates: int = Field(24, gt=0, description="Phase 1: how many similar states are re-ranked by Q.")
     min_similarity: float = Field(0.3, ge=0, le=1, description="Phase 1: states sharing less than this share of distinctive words (Jaccard) are left out.")
-    query_terms: int = Field(24, gt=0, description="Most distinctive words of a state used as the lexical query.")
+    query_terms: int = Field(12, gt=0, description="Most distinctive words of a state used as the lexical query.")
+    common_share: float = Field(0.2, gt=0, le=1, description="Words in more than this share of stored states are not queried.")
 
 
 class RecalledAction(BaseModel):
@@ -158,6 +160,8 @@ class ExperienceReplay:
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT),))
         except sqlite3.DatabaseError as exc:
             getattr(self, "_db", None) and self._db.close()
+            if "locked" in str(exc):
+                raise StoreBusyError(f"replay store {target} is locked by another process ({exc}); stop it or try again") from exc
             raise StoreCorruptError(
                 f"replay store {target} is not a readable SQLite database ({exc}); move it aside or use a fresh directory"
             ) from exc
@@ -174,8 +178,11 @@ class ExperienceReplay:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
-                time.sleep(0.05)
-        raise StoreCorruptError(f"replay store in {self.directory} stayed locked for 15 s; is another program holding it?")
+            time.sleep(0.05)
+        raise StoreBusyError(
+            f"replay store in {self.directory} stayed locked for 15 s: another program holds it in a transaction; "
+            "stop that program or try again"
+        )
 
     def _check_format(self) -> None:
         has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
@@ -210,7 +217,9 @@ class ExperienceReplay:
         keys = [state_key(family, purpose, t.before) for t in trajectory.steps]
         final = state_key(family, purpose, trajectory.steps[-1].after) if trajectory.steps else None
         rewards = step_rewards(trajectory, self.config)
-        vectors = self._embed([t.before.observation for t in trajectory.steps]) if self.embedder else None
+        vectors = None
+        if self.embedder is not None and not self._known(trajectory.id):  # a retried batch is not embedded again
+            vectors = self._embed([t.before.observation for t in trajectory.steps])
         now = time.time()
         phi_gain = (trajectory.phi_end or 0.0) - (trajectory.phi_start or 0.0)
         with self._write() as db:
@@ -230,6 +239,10 @@ class ExperienceReplay:
                 self._index_state(db, family, key, purpose, t.before.observation, vectors[i] if vectors else None)
             self._backup(db, family, trajectory, keys, final, rewards, now)
         return len(trajectory.steps)
+
+    def _known(self, trajectory_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM trajectories WHERE id=?", (trajectory_id,)).fetchone() is not None
 
     def _index_state(self, db: sqlite3.Connection, family: str, key: str, purpose: str, text: str, vector: Any) -> None:
         blob = None if vector is None else _to_blob(vector)
@@ -322,7 +335,7 @@ class ExperienceReplay:
         if self.embedder is not None:
             found.update({k: v for k, v in self._similar_dense(family, text).items() if k not in found})
         else:
-            terms = _query_terms(text, self.config.query_terms)
+            terms = self._distinctive(_query_terms(text, 10**6))
             if terms:
                 hits = self._db.execute(
                     "SELECT s.state_key, bm25(state_text) AS score, s.text FROM state_text "
@@ -333,7 +346,7 @@ class ExperienceReplay:
                 # BM25 finds the candidates; how similar they are is judged on its own scale (shared
                 # distinctive words / all of them), so a state sharing only boilerplate scores low
                 # even when it is the best match there is.
-                query = set(terms)
+                query = set(_query_terms(text, 10**6))
                 for skey, _score, stext in hits:
                     words = set(_query_terms(stext, 10**6))
                     similarity = 0.99 * len(query & words) / len(query | words)
@@ -341,6 +354,20 @@ class ExperienceReplay:
                         found[skey] = (similarity, stext)
         ranked = sorted(found.items(), key=lambda kv: -kv[1][0])[: self.config.candidates]
         return [(k, sim, text) for k, (sim, text) in ranked]
+
+    def _distinctive(self, words: list[str]) -> list[str]:
+        """The query: the state's words that few stored states share (rarest first).
+
+        Words most states contain ("exit", "here") make every state a match and cost most of the
+        query's time while saying nothing about similarity, so they are left out."""
+        if not words:
+            return []
+        marks = ",".join("?" * len(words))
+        doc_count = dict(self._db.execute(f"SELECT term, doc FROM state_vocab WHERE term IN ({marks})", words))
+        total = self._db.execute("SELECT MAX(id) FROM states").fetchone()[0] or 0
+        known = sorted((w for w in words if w in doc_count), key=lambda w: (doc_count[w], w))
+        rare = [w for w in known if doc_count[w] <= self.config.common_share * total]
+        return (rare or known[:4])[: self.config.query_terms]
 
     def _similar_dense(self, family: str, text: str) -> dict[str, tuple[float, str]]:
         import numpy as np
@@ -354,7 +381,9 @@ class ExperienceReplay:
         query = np.asarray(self._embed([text])[0], dtype=np.float32)
         sims = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query) + 1e-9)
         top = np.argsort(-sims)[: self.config.candidates]
-        return {rows[i][0]: (float(min(sims[i], 0.99)), rows[i][2]) for i in top}
+        return {
+            rows[i][0]: (float(min(sims[i], 0.99)), rows[i][2]) for i in top if sims[i] >= self.config.min_similarity
+        }
 
     def _actions_at(self, family: str, keys: Sequence[str]) -> list[tuple[str, str, float, int]]:
         if not keys:

@@ -266,7 +266,10 @@ def test_dense_phase_one_recalls_the_nearest_state():
     near = store.recall(PURPOSE, State(observation=anagram), k=5, family=FAMILY)
     best = max(near.encouraged + near.discouraged, key=lambda r: r.similarity)
     assert best.action == "act zoo" and best.trajectories == ("zoo",) and 0.9 < best.similarity < 1.0
-    assert best.similarity > max(r.similarity for r in near.encouraged if r.action != "act zoo")
+    others = [r.similarity for r in near.encouraged if r.action != "act zoo"]
+    assert all(store.config.min_similarity <= sim < best.similarity for sim in others)  # the rest: lower, or left out
+    far = store.recall(PURPOSE, State(observation="qqq xxx jjj"), family=FAMILY)
+    assert far.encouraged == () and far.discouraged == ()  # nothing near enough: nothing recalled
     exact = store.recall(PURPOSE, State(observation=states["kayak"]), k=5, family=FAMILY)
     assert exact.encouraged[0].action == "act kayak" and exact.encouraged[0].similarity == 1.0
 
