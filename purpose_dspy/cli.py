@@ -348,6 +348,11 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"Φ {s['phi']['start']} -> {s['phi']['end']}, reward {s['phi']['total_reward']}; "
         f"{s['lm_calls']} LM calls, {s['tokens']} tokens, {s['seconds']:.1f}s"
     )
+    if m := s.get("memory"):
+        changes = ", ".join(f"{e['card_id']} -> {e['to_status']}" for e in m["card_events"] if e.get("from_status") != e.get("to_status"))
+        click.echo(f"memory: {len(m['cards_shown'])} cards shown, replay advised {m['recalls']} steps "
+                   f"({m['demo_steps']} with a remembered step, {m['followed']} followed), {m['explored']} explored, "
+                   f"{m['steps_stored']} steps stored" + (f"; cards: {changes}" if changes else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -76,3 +76,11 @@ def test_force_promotes_a_quarantined_card_and_help_explains_the_group(tmp_path)
     assert result.exit_code == 0 and json.loads(result.output)["to_status"] == "promoted"
     helped = invoke("memory", "--help").output
     assert all(word in helped for word in ("list", "show", "promote", "quarantine", "retire", "rollback"))
+
+
+def test_the_step_table_ends_with_a_memory_line(server, tmp_path):
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    result = invoke("run", "--env", "treasure-maze", "--seed", "3", "--max-steps", "1", "--lm", "openai/scripted",
+                    "--api-base", base, "--no-cache", "--memory-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "memory: 0 cards shown" in result.output and "1 steps stored" in result.output
