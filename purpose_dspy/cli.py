@@ -113,6 +113,7 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
       purpose-dspy run --env twx:coin --memory-dir runs/coin --explore 0.3 --distill
     """
     import dspy
+    from dspy.utils.exceptions import LMError
 
     from purpose_dspy.config import RunConfig
     from purpose_dspy.experience import Experience
@@ -141,8 +142,11 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
                                         experience=experience)
             result = _run_with_progress(orchestrator, env, task, purpose, as_json)
             if experience is not None and distill:
-                with dspy.context(lm=lms["actor"], adapter=dspy.JSONAdapter()):
-                    events = experience.distill([result.trajectory], Distiller(), family=env_id)
+                try:
+                    with dspy.context(lm=lms["actor"], adapter=dspy.JSONAdapter()):
+                        events = experience.distill([result.trajectory], Distiller(), family=env_id)
+                except LMError as exc:
+                    raise LMUnavailableError(f"the distiller's LM failed: {str(exc).splitlines()[0]}") from exc
                 result.memory.card_events.extend(events)
         finally:
             env.close()
@@ -238,7 +242,8 @@ def _memory_dir_option(command: Any) -> Any:
 @memory.command("list")
 @_memory_dir_option
 @click.option("--status", type=click.Choice(["candidate", "promoted", "quarantined", "retired"]), default=None)
-@click.option("--kind", default=None, help="strategic, procedural, tool, critic_calibration or failure_pattern.")
+@click.option("--kind", default=None,
+              type=click.Choice(["strategic", "procedural", "tool", "critic_calibration", "failure_pattern"]))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of cards.")
 def memory_list(directory: str, status: str | None, kind: str | None, as_json: bool) -> None:
     """List cards, most trusted first."""

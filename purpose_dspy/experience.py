@@ -64,10 +64,13 @@ class Advice:
 class Experience:
     """Memory + replay in one persistence directory (None: in memory, gone when the process ends)."""
 
-    def __init__(self, directory: str | Path | None = None, config: ExperienceConfig | None = None) -> None:
+    def __init__(
+        self, directory: str | Path | None = None, config: ExperienceConfig | None = None, embedder: Any = None
+    ) -> None:
+        """`embedder`: a `dspy.Embedder` for replay's dense phase 1 (default: the lexical index)."""
         self.config = config or ExperienceConfig()
         self.directory = Path(directory) if directory is not None else None
-        self.replay = ExperienceReplay(self.directory, self.config.replay)
+        self.replay = ExperienceReplay(self.directory, self.config.replay, embedder=embedder)
         self.memory = MemoryStore(self.directory / "memory" if self.directory else None, self.config.memory)
         self.ci = MemoryCI(self.memory)
 

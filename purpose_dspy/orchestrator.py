@@ -79,7 +79,10 @@ class Orchestrator:
         return self.result(run)
 
     def run_iter(self, env: Environment, task: Task, purpose: str | None = None) -> Iterator[Transition]:
-        yield from self.steps(self.start(env, task, purpose), env)
+        """The steps of `run` as they happen; the run is closed (and learned from) after the last one."""
+        run = self.start(env, task, purpose)
+        yield from self.steps(run, env)
+        self.result(run)
 
     def start(self, env: Environment, task: Task, purpose: str | None = None) -> RunState:
         """Reset the environment and open the run's state (and its traced LM copies)."""

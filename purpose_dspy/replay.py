@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpose_dspy.errors import StoreBusyError, StoreCorruptError, UsageError
+from purpose_dspy.memory.screen import rule_changing
 from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.types import State, Trajectory
 
@@ -101,15 +102,19 @@ class Recall(BaseModel):
     seconds: float = 0.0
 
     def render(self, limit: int = 3) -> str:
-        """The lines the actor reads (empty when there is nothing to say)."""
+        """The lines the actor reads (empty when there is nothing to say).
+
+        Action texts come from the environment, so they are shown as data: one line, capped, and an
+        action that carries orders or judge-directed text is left out (it cannot become advice)."""
         lines = []
-        for r in self.encouraged[:limit]:
+        for r in [r for r in self.encouraged if _showable(r.action)][:limit]:
             where = "here" if r.similarity >= 1.0 else "in a similar state"
-            then = f"; then {', '.join(r.continuation[:4])}" if r.continuation else ("; it finished the task" if r.on_success_path else "")
-            lines.append(f"worked {where}: {r.action} (value {r.q:+.2f}, {r.visits}x){then}")
-        for r in self.discouraged[:limit]:
+            nxt = [_one_line(a) for a in r.continuation[:4] if _showable(a)]
+            then = f"; then {', '.join(nxt)}" if nxt else ("; it finished the task" if r.on_success_path else "")
+            lines.append(f"worked {where}: {_one_line(r.action)} (value {r.q:+.2f}, {r.visits}x){then}")
+        for r in [r for r in self.discouraged if _showable(r.action)][:limit]:
             where = "here" if r.similarity >= 1.0 else "in a similar state"
-            lines.append(f"did not work {where}: {r.action} (value {r.q:+.2f}, {r.visits}x)")
+            lines.append(f"did not work {where}: {_one_line(r.action)} (value {r.q:+.2f}, {r.visits}x)")
         return "\n".join(lines)
 
 
@@ -198,7 +203,12 @@ class ExperienceReplay:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken before reading (BEGIN IMMEDIATE): no lost updates across processes."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreBusyError(
+                    f"replay store in {self.directory} is locked by another process ({exc}); stop it or try again"
+                ) from exc
             try:
                 yield self._db
             except BaseException:
@@ -299,8 +309,9 @@ class ExperienceReplay:
         """
         started = time.perf_counter()
         key = state_key(family, purpose, state)
+        query_vector = self._embed([state.observation])[0] if self.embedder is not None else None  # outside the lock
         with self._lock:
-            similar = self._similar(family, key, purpose, state.observation)
+            similar = self._similar(family, key, purpose, state.observation, query_vector)
             rows = self._actions_at(family, [s[0] for s in similar])
             by_action: dict[str, RecalledAction] = {}
             sim_of = {s[0]: (s[1], s[2]) for s in similar}
@@ -315,10 +326,11 @@ class ExperienceReplay:
                         state=text[:200], trajectories=self._provenance(family, skey, action),
                     )
             tried_here = {r[1] for r in rows if r[0] == key}
-            ranked = sorted(by_action.values(), key=lambda r: (-r.similarity, -r.q))
-            encouraged = sorted((r for r in ranked if r.q > 0), key=lambda r: (-r.similarity, -r.q))[:k]
+            # Phase 2: what was learned in this very state first, then the look-alikes; each by Q.
+            ranked = list(by_action.values())
+            encouraged = sorted((r for r in ranked if r.q > 0), key=lambda r: (r.similarity < 1.0, -r.q))[:k]
             encouraged = [self._with_continuation(family, key, r) for r in encouraged]
-            discouraged = sorted((r for r in ranked if r.q <= 0), key=lambda r: (-r.similarity, r.q))[:k]
+            discouraged = sorted((r for r in ranked if r.q <= 0), key=lambda r: (r.similarity < 1.0, r.q))[:k]
         return Recall(
             encouraged=tuple(encouraged),
             discouraged=tuple(discouraged),
@@ -326,22 +338,24 @@ class ExperienceReplay:
             seconds=round(time.perf_counter() - started, 6),
         )
 
-    def _similar(self, family: str, key: str, purpose: str, text: str) -> list[tuple[str, float, str]]:
+    def _similar(
+        self, family: str, key: str, purpose: str, text: str, query_vector: Any = None
+    ) -> list[tuple[str, float, str]]:
         """(state_key, similarity in (0, 1], text) of the most similar stored states, the same state first."""
         found: dict[str, tuple[float, str]] = {}
         row = self._db.execute("SELECT text FROM states WHERE family=? AND state_key=?", (family, key)).fetchone()
         if row:
             found[key] = (1.0, row[0])
         if self.embedder is not None:
-            found.update({k: v for k, v in self._similar_dense(family, text).items() if k not in found})
+            found.update({k: v for k, v in self._similar_dense(family, purpose, query_vector).items() if k not in found})
         else:
             terms = self._distinctive(_query_terms(text, 10**6))
             if terms:
                 hits = self._db.execute(
                     "SELECT s.state_key, bm25(state_text) AS score, s.text FROM state_text "
                     "JOIN states s ON s.id = state_text.rowid "
-                    "WHERE state_text MATCH ? AND s.family = ? ORDER BY score LIMIT ?",
-                    (" OR ".join(f'"{t}"' for t in terms), family, self.config.candidates),
+                    "WHERE state_text MATCH ? AND s.family = ? AND s.purpose = ? ORDER BY score LIMIT ?",
+                    (" OR ".join(f'"{t}"' for t in terms), family, purpose, self.config.candidates),
                 ).fetchall()
                 # BM25 finds the candidates; how similar they are is judged on its own scale (shared
                 # distinctive words / all of them), so a state sharing only boilerplate scores low
@@ -369,16 +383,16 @@ class ExperienceReplay:
         rare = [w for w in known if doc_count[w] <= self.config.common_share * total]
         return (rare or known[:4])[: self.config.query_terms]
 
-    def _similar_dense(self, family: str, text: str) -> dict[str, tuple[float, str]]:
+    def _similar_dense(self, family: str, purpose: str, query_vector: Any) -> dict[str, tuple[float, str]]:
         import numpy as np
 
         rows = self._db.execute(
-            "SELECT state_key, vector, text FROM states WHERE family=? AND vector IS NOT NULL", (family,)
+            "SELECT state_key, vector, text FROM states WHERE family=? AND purpose=? AND vector IS NOT NULL", (family, purpose)
         ).fetchall()
         if not rows:
             return {}
         matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        query = np.asarray(self._embed([text])[0], dtype=np.float32)
+        query = np.asarray(query_vector, dtype=np.float32)
         sims = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query) + 1e-9)
         top = np.argsort(-sims)[: self.config.candidates]
         return {
@@ -449,6 +463,15 @@ class ExperienceReplay:
             return list(self.embedder(texts))
         except Exception as exc:  # the embedder is the caller's: say which part failed
             raise UsageError(f"the replay embedder failed on {len(texts)} texts: {exc}") from exc
+
+
+def _one_line(text: str, cap: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= cap else text[: cap - 1] + "…"
+
+
+def _showable(action: str) -> bool:
+    return not rule_changing(action)
 
 
 def _query_terms(text: str, limit: int) -> list[str]:

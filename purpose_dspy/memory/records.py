@@ -102,7 +102,8 @@ class MemoryRecords:
         return True
 
     def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self._records if k.startswith(prefix))
+        with self._lock:  # another thread may be pushing an event
+            return sorted(k for k in list(self._records) if k.startswith(prefix))
 
     def push_event(self, value: dict[str, Any]) -> None:
         """Append under a key like diskcache's queue keys, so both backends list events alike."""

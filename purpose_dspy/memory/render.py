@@ -42,7 +42,11 @@ def render_context(
     Cards are added in order until the next one would exceed the budget; it and every card after it
     are reported as dropped.
     """
-    applicable = [card for card in cards if applies(card, state, role)]
+    # The strategic tier is always shown: it gets the budget first; within a tier, most trusted first.
+    applicable = sorted(
+        (card for card in cards if applies(card, state, role)),
+        key=lambda card: card.kind not in ("strategic", "failure_pattern"),
+    )
     sop = most_relevant_procedure(applicable, purpose, state)
     kept: list[MemoryCard] = []
     dropped: list[str] = []

@@ -66,6 +66,11 @@ def quarantine_reason(card: MemoryCard, observations: Sequence[str] = (), *, cop
         run = shared_run(text, observation, copied_words)
         if run is not None and (orders := rule_changing(observation)):
             return f"copied from an observation that gives orders ({_quote(orders[0])}): {_quote(run)}"
+    # A paraphrase shares no long run of words; what is known is that the source gave orders, and
+    # a card distilled from it cannot be told apart from one that obeys them. An operator decides.
+    for observation in observations:
+        if orders := rule_changing(observation):
+            return f"distilled from a trajectory whose observations give orders ({_quote(orders[0])})"
     return None
 
 
