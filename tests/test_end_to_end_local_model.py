@@ -95,7 +95,7 @@ def test_the_real_model_follows_a_remembered_successful_path(local_lms, tmp_path
             return dspy.Prediction(action=self.actions.pop(0), thought="", error=None, attempts=1)
 
     env = make_env("twx:coin")
-    task = Task(env_id="twx:coin", seed=3, split="dev")  # gold: move west, take coin
+    task = Task(env_id="twx:coin", seed=1, split="dev")  # its gold path walks back and forth
     try:
         env.reset(task)
         gold = [a for a in env.gold_actions() if a != "look around"]
@@ -109,6 +109,8 @@ def test_the_real_model_follows_a_remembered_successful_path(local_lms, tmp_path
     finally:
         env.close()
     check_episode(second, len(gold) + 4)
-    assert second.memory.demo_steps >= 1
-    assert [s.action.text for s in second.trajectory.steps if s.action][: len(gold)] == gold
-    assert second.trajectory.success
+    # The engine's gold path may loop (it can return to the start room); replay ranks the actions
+    # seen in a state by Q, so the model is shown the shortest remembered way and should take it.
+    steps = second.trajectory.steps
+    assert second.trajectory.success and len(steps) <= len(first.trajectory.steps)
+    assert second.memory.demo_steps == len(steps) and second.memory.followed == len(steps)
