@@ -39,46 +39,50 @@ from purpose_dspy.programs import Distiller, PurposeAgent  # noqa: E402
 from purpose_dspy.safeguards import PhiStore  # noqa: E402
 
 
-def run_arm(arm: str, args, lms, env, directory: Path | None, bar) -> list[dict]:
-    """All trials of one arm; returns one row per trial."""
-    experience = Experience(directory) if directory is not None else None
-    phi_store = PhiStore()  # per arm: both arms pay for the critic the same way
-    agent, distiller = PurposeAgent(), Distiller()
-    rows = []
-    try:
-        for trial in range(1, args.trials + 1):
-            config = RunConfig(max_steps=args.max_steps, explore=args.explore, seed=trial)
-            orchestrator = Orchestrator(agent, lms, config, phi_store=phi_store, experience=experience)
-            results, started = [], time.perf_counter()
-            for seed in range(args.tasks):
-                results.append(orchestrator.run(env, Task(env_id=args.env, seed=seed, split=args.split)))
-                bar.update(1)
-            events = []
-            if experience is not None and args.distill:
-                with dspy.context(lm=lms["actor"], adapter=dspy.JSONAdapter()):
-                    events = experience.distill([r.trajectory for r in results], distiller, family=args.env)
-            calls = [c for r in results for c in r.trajectory.lm_calls]
-            memory = [r.memory for r in results if r.memory is not None]
-            rows.append({
-                "arm": arm, "trial": trial,
-                "successes": sum(r.trajectory.success for r in results), "tasks": len(results),
-                "success_rate": round(sum(r.trajectory.success for r in results) / len(results), 4),
-                "mean_steps": round(sum(len(r.trajectory.steps) for r in results) / len(results), 2),
-                "explored_steps": sum(m.explored for m in memory) if memory else None,
-                "demo_steps": sum(m.demo_steps for m in memory) if memory else None,
-                "followed_steps": sum(m.followed for m in memory) if memory else None,
-                "cards_proposed": len(events),
-                "cards": _card_counts(experience),
-                "lm_calls": len(calls), "tokens": sum(c.tokens for c in calls),
-                "seconds": round(time.perf_counter() - started, 1),
-            })
-            if args.out:  # one line per finished trial: a long run that is stopped keeps what it measured
-                with open(args.out, "a") as out:
-                    out.write(json.dumps(rows[-1]) + "\n")
-    finally:
-        if experience is not None:
-            experience.close()
-    return rows
+class Arm:
+    """One arm's lasting state: its experience directory (or none) and its Φ store."""
+
+    def __init__(self, name: str, directory: Path | None) -> None:
+        self.name = name
+        self.experience = Experience(directory) if directory is not None else None
+        self.phi_store = PhiStore()  # per arm: both arms pay for the critic the same way
+        self.agent, self.distiller = PurposeAgent(), Distiller()
+
+    def trial(self, trial: int, args, lms, env, bar) -> dict:
+        """Every task once; then (with experience) the distiller. Returns the trial's row."""
+        config = RunConfig(max_steps=args.max_steps, explore=args.explore, seed=trial)
+        orchestrator = Orchestrator(self.agent, lms, config, phi_store=self.phi_store, experience=self.experience)
+        results, started = [], time.perf_counter()
+        for seed in range(args.tasks):
+            results.append(orchestrator.run(env, Task(env_id=args.env, seed=seed, split=args.split)))
+            bar.update(1)
+        events = []
+        if self.experience is not None and args.distill:
+            with dspy.context(lm=lms["actor"], adapter=dspy.JSONAdapter()):
+                events = self.experience.distill([r.trajectory for r in results], self.distiller, family=args.env)
+        calls = [c for r in results for c in r.trajectory.lm_calls]
+        memory = [r.memory for r in results if r.memory is not None]
+        row = {
+            "arm": self.name, "trial": trial,
+            "successes": sum(r.trajectory.success for r in results), "tasks": len(results),
+            "success_rate": round(sum(r.trajectory.success for r in results) / len(results), 4),
+            "mean_steps": round(sum(len(r.trajectory.steps) for r in results) / len(results), 2),
+            "explored_steps": sum(m.explored for m in memory) if memory else None,
+            "demo_steps": sum(m.demo_steps for m in memory) if memory else None,
+            "followed_steps": sum(m.followed for m in memory) if memory else None,
+            "cards_proposed": len(events),
+            "cards": _card_counts(self.experience),
+            "lm_calls": len(calls), "tokens": sum(c.tokens for c in calls),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        if args.out:  # one line per finished trial: a long run that is stopped keeps what it measured
+            with open(args.out, "a") as out:
+                out.write(json.dumps(row) + "\n")
+        return row
+
+    def close(self) -> None:
+        if self.experience is not None:
+            self.experience.close()
 
 
 def _card_counts(experience: Experience | None) -> dict[str, int] | None:
@@ -116,10 +120,13 @@ def main(argv: list[str] | None = None) -> dict:
         base = Path(args.dir) if args.dir else Path(scratch)
         total = len(arms) * args.trials * args.tasks
         with tqdm(total=total, desc="episodes", unit="task", file=sys.stderr, disable=None) as bar:
+            runs = [Arm(arm, base / arm if arm == "experience" else None) for arm in arms]
             try:
-                for arm in arms:
-                    rows += run_arm(arm, args, lms, env, base / arm if arm == "experience" else None, bar)
+                for trial in range(1, args.trials + 1):  # arms take turns, so a stopped run stays paired
+                    rows += [arm.trial(trial, args, lms, env, bar) for arm in runs]
             finally:
+                for arm in runs:
+                    arm.close()
                 env.close()
     report = {
         "env": args.env, "tasks": args.tasks, "trials": args.trials, "split": args.split,
