@@ -141,8 +141,10 @@ class ExperienceReplay:
     """Steps, trajectories and Q-values of one persistence directory (None: a private in-memory store)."""
 
     def __init__(
-        self, directory: str | Path | None = None, config: ReplayConfig | None = None, embedder: Any = None
+        self, directory: str | Path | None = None, config: ReplayConfig | None = None, embedder: Any = None,
+        busy_timeout: float = 60.0,
     ) -> None:
+        """`busy_timeout`: seconds a write waits for another process's transaction before `StoreBusyError`."""
         self.config = config or ReplayConfig()
         self.directory = Path(directory) if directory is not None else None
         self.embedder = embedder  # a dspy.Embedder (or any callable: list[str] -> vectors) for dense phase 1
@@ -153,7 +155,7 @@ class ExperienceReplay:
         else:
             target = ":memory:"
         try:
-            self._db = sqlite3.connect(target, timeout=60, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             self._check_format()  # before anything writes: a foreign store is left byte for byte as it was
             if self.directory is not None:  # an in-memory database has no journal file to switch
                 self._use_wal()

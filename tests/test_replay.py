@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from purpose_dspy.errors import StoreCorruptError
+from purpose_dspy.errors import StoreBusyError, StoreCorruptError
 from purpose_dspy.replay import FILENAME, ExperienceReplay, ReplayConfig
 from purpose_dspy.types import Action, PurposeScore, State, Task, Trajectory, Transition
 
@@ -429,3 +429,16 @@ def test_four_processes_writing_one_store_lose_nothing(tmp_path):
     assert store.q_value(PURPOSE, HALL, "open door", family=FAMILY)[1] == 60
     assert store.q_value(PURPOSE, HALL, "go west", family=FAMILY)[1] == 60
     assert len(check_whole(tmp_path / "store")) == 120
+
+
+def test_a_store_held_by_another_writer_is_a_clear_busy_error_and_loses_nothing(tmp_path):
+    store = ExperienceReplay(tmp_path, busy_timeout=0.2)
+    store.add(game_trajectory(1))
+    holder = sqlite3.connect(tmp_path / FILENAME, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    with pytest.raises(StoreBusyError, match="locked by another process"):
+        store.add(game_trajectory(2))
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert store.add(game_trajectory(2)) > 0  # the same call succeeds once the lock is gone
+    assert store.stats()["trajectories"] == 2

@@ -14,7 +14,7 @@ from typing import Any
 
 import diskcache
 
-from purpose_dspy.errors import StoreCorruptError
+from purpose_dspy.errors import StoreBusyError, StoreCorruptError
 from purpose_dspy.json_disk import SafeJSONDisk
 
 EVENT_PREFIX = "event"
@@ -74,8 +74,14 @@ class DiskRecords:
     @contextmanager
     def transact(self) -> Iterator[None]:
         """Hold the store's write lock: no other thread or process writes until the block ends."""
-        with self._lock, self._cache.transact():
-            yield
+        with self._lock:
+            try:
+                with self._cache.transact():
+                    yield
+            except diskcache.Timeout as exc:  # raised while waiting for the lock (30 s)
+                raise StoreBusyError(
+                    f"memory store {self._cache.directory} stayed locked by another process; stop it or try again"
+                ) from exc
 
     def close(self) -> None:
         self._cache.close()
