@@ -39,7 +39,9 @@ class ExperienceConfig(BaseModel):
     show_replay: bool = Field(True, description="Put the replay's encouraged / discouraged actions in the prompt.")
     step_demo: bool = Field(True, description="Show a remembered successful step from this very state as a demo.")
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
-    replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    # The loop knows which task it is on: "the same state" means the same task too, so a remembered
+    # path is replayed step by step only in its own task; look-alike states elsewhere are advice.
+    replay: ReplayConfig = Field(default_factory=lambda: ReplayConfig(per_task=True))
 
 
 @dataclass
@@ -83,7 +85,7 @@ class Experience:
             if context.text:
                 parts.append(context.text)
             cards = tuple(context.shown)
-        recall = self.replay.recall(purpose, state, self.config.recall_k, family=family)
+        recall = self.replay.recall(purpose, state, self.config.recall_k, family=family, task_id=task_id)
         if self.config.show_replay and self.config.recall_k and recall.render(self.config.recall_k):
             parts.append("From earlier attempts:\n" + recall.render(self.config.recall_k))
         advice = Advice(text="\n\n".join(parts), cards=cards, recall=recall)

@@ -74,6 +74,11 @@ class ReplayConfig(BaseModel):
     success_reward: float = Field(1.0, description="Reward of the step that ends the task with success.")
     failure_reward: float = Field(-1.0, description="Reward of the step that ends the task with failure.")
     step_cost: float = Field(0.05, ge=0, description="Cost of every step: loops and detours end with negative Q.")
+    per_task: bool = Field(
+        False,
+        description="A state is the same only within the same task; identical text in another task counts as "
+        "similar (0.99). Needed where the text hides what differs (TWX coin: identical rooms, coin elsewhere).",
+    )
     candidates: int = Field(24, gt=0, description="Phase 1: how many similar states are re-ranked by Q.")
     min_similarity: float = Field(0.3, ge=0, le=1, description="Phase 1: states sharing less than this share of distinctive words (Jaccard) are left out.")
     query_terms: int = Field(12, gt=0, description="Most distinctive words of a state used as the lexical query.")
@@ -118,10 +123,10 @@ class Recall(BaseModel):
         return "\n".join(lines)
 
 
-def state_key(family: str, purpose: str, state: State | str) -> str:
-    """Identity of a state within a task family: same purpose and same canonical text."""
+def state_key(family: str, purpose: str, state: State | str, task_id: str = "") -> str:
+    """Identity of a state within a task family: same purpose, same canonical text (and same task, if given)."""
     text = state.observation if isinstance(state, State) else state
-    raw = f"{family}\x00{' '.join(purpose.split())}\x00{canonical_text(text)}"
+    raw = f"{family}\x00{' '.join(purpose.split())}\x00{canonical_text(text)}" + (f"\x00{task_id}" if task_id else "")
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -226,8 +231,9 @@ class ExperienceReplay:
         """
         family = family or trajectory.task.env_id
         purpose = trajectory.purpose
-        keys = [state_key(family, purpose, t.before) for t in trajectory.steps]
-        final = state_key(family, purpose, trajectory.steps[-1].after) if trajectory.steps else None
+        task = trajectory.task.task_id if self.config.per_task else ""
+        keys = [state_key(family, purpose, t.before, task) for t in trajectory.steps]
+        final = state_key(family, purpose, trajectory.steps[-1].after, task) if trajectory.steps else None
         rewards = step_rewards(trajectory, self.config)
         vectors = None
         if self.embedder is not None and not self._known(trajectory.id):  # a retried batch is not embedded again
@@ -303,14 +309,14 @@ class ExperienceReplay:
         return float(row[0]) if row and row[0] is not None else 0.0
 
     # -- reading ----------------------------------------------------------------------------
-    def recall(self, purpose: str, state: State, k: int = 3, *, family: str) -> Recall:
+    def recall(self, purpose: str, state: State, k: int = 3, *, family: str, task_id: str = "") -> Recall:
         """Phase 1: states like `state` (the same one first); phase 2: their actions ranked by Q.
 
         Only actions valid now are returned when the state lists them. For each action the entry
         from the most similar state wins (the same state beats a look-alike).
         """
         started = time.perf_counter()
-        key = state_key(family, purpose, state)
+        key = state_key(family, purpose, state, task_id if self.config.per_task else "")
         query_vector = self._embed([state.observation])[0] if self.embedder is not None else None  # outside the lock
         with self._lock:
             similar = self._similar(family, key, purpose, state.observation, query_vector)
@@ -434,12 +440,14 @@ class ExperienceReplay:
         ).fetchall()
         return recalled.model_copy(update={"on_success_path": True, "continuation": tuple(r[0] for r in later if r[0])})
 
-    def q_value(self, purpose: str, state: State | str, action: str, *, family: str) -> tuple[float, int] | None:
+    def q_value(
+        self, purpose: str, state: State | str, action: str, *, family: str, task_id: str = ""
+    ) -> tuple[float, int] | None:
         """(Q, visits) of `action` in `state`, or None if never taken there."""
         with self._lock:
             row = self._db.execute(
                 "SELECT q, visits FROM q_values WHERE family=? AND state_key=? AND action=?",
-                (family, state_key(family, purpose, state), action),
+                (family, state_key(family, purpose, state, task_id if self.config.per_task else ""), action),
             ).fetchone()
         return (float(row[0]), int(row[1])) if row else None
 

@@ -110,7 +110,8 @@ def test_failures_are_discouraged_and_exploration_tries_what_was_never_tried(tmp
     experience = Experience(tmp_path)
     failed = orchestrator(PolicyActor(lambda *a: "wait"), experience).run(Corridor(), TASK)
     assert not failed.trajectory.success
-    recall = experience.replay.recall("reach the end of the corridor", Corridor().reset(TASK), family="corridor")
+    recall = experience.replay.recall("reach the end of the corridor", Corridor().reset(TASK), family="corridor",
+                                      task_id=TASK.task_id)
     assert [r.action for r in recall.discouraged] == ["wait"] and recall.discouraged[0].q < 0
     assert set(recall.untried) == {"left", "right"}
 
@@ -210,3 +211,16 @@ def test_each_channel_can_be_switched_off(tmp_path, field):
         assert actor.seen[0]["demos"] == [] and "worked here" in actor.seen[0]["experience"]
     if field == "show_replay":
         assert "worked here" not in actor.seen[0]["experience"] and actor.seen[0]["demos"]
+
+
+def test_a_remembered_path_is_replayed_step_by_step_only_in_its_own_task(tmp_path):
+    """Identical-looking states of another task are advice ("in a similar state"), never a step demo:
+    in TWX coin the same room text hides the coin in different places."""
+    experience = Experience(tmp_path)
+    orchestrator(PolicyActor(lambda *a: "right"), experience).run(Corridor(), TASK)
+    other = PolicyActor(follow_demo_else("wait"))
+    orchestrator(other, experience).run(Corridor(), Task(env_id="corridor", seed=1))
+    assert other.seen[0]["demos"] == [] and "worked in a similar state: right" in other.seen[0]["experience"]
+    same = PolicyActor(follow_demo_else("wait"))
+    orchestrator(same, experience).run(Corridor(), TASK)
+    assert same.seen[0]["demos"] and "worked here: right" in same.seen[0]["experience"]
