@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import dspy
 from pydantic import BaseModel, Field
+
+# Bounded lengths: they land in the JSON schema, so schema-constrained decoding cannot run on into a
+# list without end (SmolLM2 otherwise repeats one item until max_tokens cuts the answer).
+Line = Annotated[str, Field(max_length=160)]
 
 
 class Procedure(BaseModel):
     """A standard operating procedure: a short title (shown as an index line) and its steps."""
 
-    title: str = Field(description="five to ten words naming when to use it")
-    steps: list[str] = Field(description="the actions or moves, in order")
+    title: Line = Field(description="five to ten words naming when to use it")
+    steps: list[Line] = Field(max_length=8, description="the actions or moves, in order")
 
 
 class ToolTip(BaseModel):
     """Advice about one action of the environment."""
 
-    action: str = Field(description="the action the tip is about, e.g. 'open door'")
-    tip: str = Field(description="one sentence: when it helps or what to check first")
+    action: Line = Field(description="the action the tip is about, e.g. 'open door'")
+    tip: Line = Field(description="one sentence: when it helps or what to check first")
 
 
 class DistillLessons(dspy.Signature):
@@ -29,6 +35,10 @@ class DistillLessons(dspy.Signature):
     task_family: str = dspy.InputField(desc="environment id, e.g. twx:coin")
     purpose: str = dspy.InputField(desc="the goal the trajectories pursued")
     trajectories: str = dspy.InputField(desc="actions, what followed, Φ changes and outcome of each trajectory")
-    strategic_tips: list[str] = dspy.OutputField(desc="at most 3 general tips, one sentence each")
-    procedures: list[Procedure] = dspy.OutputField(desc="at most 2 step-by-step procedures")
-    tool_tips: list[ToolTip] = dspy.OutputField(desc="at most 3 tips, each about one action")
+    strategic_tips: Annotated[list[Line], Field(max_length=3)] = dspy.OutputField(
+        desc="at most 3 general tips, one sentence each"
+    )
+    procedures: Annotated[list[Procedure], Field(max_length=2)] = dspy.OutputField(
+        desc="at most 2 step-by-step procedures"
+    )
+    tool_tips: Annotated[list[ToolTip], Field(max_length=3)] = dspy.OutputField(desc="at most 3 tips, each about one action")
