@@ -159,7 +159,8 @@ class Orchestrator:
 
     def act(self, run: RunState) -> dspy.Prediction:
         """The actor's choice, informed by experience; or, with probability `explore`, an untried action."""
-        history, advice = self._history(run), self._advise(run)
+        history = self._history(run)
+        advice = self._advise(run, history)
         untried = advice.recall.untried if advice.recall else run.state.valid_actions
         if self.config.explore and untried and not advice.knows_a_path and run.rng.random() < self.config.explore:
             run.memory.explored += 1
@@ -173,12 +174,12 @@ class Orchestrator:
             run.memory.followed += 1
         return decision
 
-    def _advise(self, run: RunState) -> Advice:
+    def _advise(self, run: RunState, history: str) -> Advice:
         if self.experience is None:
             return Advice()
         task = run.trajectory.task
         advice = self.experience.advise(
-            run.trajectory.purpose, run.state, family=task.env_id, task_id=task.task_id, history=self._history(run)
+            run.trajectory.purpose, run.state, family=task.env_id, task_id=task.task_id, history=history
         )
         run.shown_cards.update(advice.cards)
         run.memory.recalls += bool(advice.recall and (advice.recall.encouraged or advice.recall.discouraged))

@@ -357,7 +357,8 @@ class ExperienceReplay:
         if self.embedder is not None:
             found.update({k: v for k, v in self._similar_dense(family, purpose, query_vector).items() if k not in found})
         else:
-            terms = self._distinctive(_query_terms(text, 10**6))
+            query = _words(text)
+            terms = self._distinctive(query)
             if terms:
                 hits = self._db.execute(
                     "SELECT s.state_key, bm25(state_text) AS score, s.text FROM state_text "
@@ -368,16 +369,15 @@ class ExperienceReplay:
                 # BM25 finds the candidates; how similar they are is judged on its own scale (shared
                 # distinctive words / all of them), so a state sharing only boilerplate scores low
                 # even when it is the best match there is.
-                query = set(_query_terms(text, 10**6))
                 for skey, _score, stext in hits:
-                    words = set(_query_terms(stext, 10**6))
+                    words = _words(stext)
                     similarity = 0.99 * len(query & words) / len(query | words)
                     if skey not in found and similarity >= self.config.min_similarity:
                         found[skey] = (similarity, stext)
         ranked = sorted(found.items(), key=lambda kv: -kv[1][0])[: self.config.candidates]
         return [(k, sim, text) for k, (sim, text) in ranked]
 
-    def _distinctive(self, words: list[str]) -> list[str]:
+    def _distinctive(self, words: set[str]) -> list[str]:
         """The query: the state's words that few stored states share (rarest first).
 
         Words most states contain ("exit", "here") make every state a match and cost most of the
@@ -385,7 +385,7 @@ class ExperienceReplay:
         if not words:
             return []
         marks = ",".join("?" * len(words))
-        doc_count = dict(self._db.execute(f"SELECT term, doc FROM state_vocab WHERE term IN ({marks})", words))
+        doc_count = dict(self._db.execute(f"SELECT term, doc FROM state_vocab WHERE term IN ({marks})", sorted(words)))
         total = self._db.execute("SELECT MAX(id) FROM states").fetchone()[0] or 0
         known = sorted((w for w in words if w in doc_count), key=lambda w: (doc_count[w], w))
         rare = [w for w in known if doc_count[w] <= self.config.common_share * total]
@@ -484,10 +484,9 @@ def _showable(action: str) -> bool:
     return not rule_changing(action)
 
 
-def _query_terms(text: str, limit: int) -> list[str]:
-    """The distinct, non-trivial words of `text`, rarest-looking (longest) first, at most `limit`."""
-    words = {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in _STOPWORDS}
-    return sorted(words, key=lambda w: (-len(w), w))[:limit]
+def _words(text: str) -> set[str]:
+    """The distinct, non-trivial words of `text` (what lexical similarity is measured on)."""
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in _STOPWORDS}
 
 
 def _to_blob(vector: Any) -> bytes:
