@@ -8,6 +8,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from purpose_dspy.errors import describe_bad_answer
+from purpose_dspy.programs.demo_selection import nearest_demos, situation
 from purpose_dspy.signatures.act import Act, constrain_action
 from purpose_dspy.types import State
 
@@ -36,17 +37,28 @@ class Actor(dspy.Module):
     `action=None` and the reason in `error`, and the orchestrator records a failed step.
     """
 
-    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7) -> None:
+    # What a demo is compared on when choosing the ones a call sees (see demo_selection.py).
+    SITUATION = ("observation", "valid_actions")
+
+    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7, demos_per_call: int = 3) -> None:
         super().__init__()
         self.act = dspy.Predict(Act)
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
+        self.demos_per_call = demos_per_call
+
+    def demos_for(self, state: State, demos: list | None = None) -> list:
+        """This call's demos: the caller's own (e.g. a remembered step of this very task) first, then
+        the compiled pool's nearest to the state, `demos_per_call` of them."""
+        query = situation({"observation": state.observation, "valid_actions": state.valid_actions}, self.SITUATION)
+        return list(demos or []) + nearest_demos(self.act.demos, query, self.SITUATION, self.demos_per_call)
 
     def forward(
         self, purpose: str, state: State, history: str = "", experience: str = "", demos: list | None = None
     ) -> dspy.Prediction:
-        """`experience`: memory and replay lines for this state; `demos`: examples for this call only."""
+        """`experience`: memory and replay lines for this state; `demos`: extra examples for this call only."""
         signature = constrain_action(self.act.signature, state.valid_actions)
+        call_demos = self.demos_for(state, demos)
         errors: list[str] = []
         for attempt in range(self.max_attempts):
             config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
@@ -54,7 +66,7 @@ class Actor(dspy.Module):
                 pred = self.act(
                     purpose=purpose, observation=state.observation, history=history or "(none yet)",
                     valid_actions=list(state.valid_actions), experience=experience or "(none)",
-                    signature=signature, config=config, **({"demos": demos} if demos is not None else {}),
+                    signature=signature, config=config, demos=call_demos,
                 )
             except (AdapterParseError, ValueError) as exc:
                 errors.append(f"unparsable answer: {describe_bad_answer(exc)}")

@@ -10,6 +10,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from purpose_dspy.errors import describe_bad_answer
+from purpose_dspy.programs.demo_selection import nearest_demos, situation
 from purpose_dspy.signatures.score_transition import ScoreTransition
 from purpose_dspy.types import PurposeScore, State
 
@@ -24,11 +25,14 @@ class PurposeCritic(dspy.Module):
     silently clamped guess.
     """
 
-    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7) -> None:
+    SITUATION = ("state_before", "action", "state_after")
+
+    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7, demos_per_call: int = 2) -> None:
         super().__init__()
         self.judge = dspy.Predict(ScoreTransition)
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
+        self.demos_per_call = demos_per_call
 
     def fingerprint(self, model: str) -> str:
         """Names this critic (its LM and its prompt: instructions and demos) for the Φ store."""
@@ -39,13 +43,13 @@ class PurposeCritic(dspy.Module):
         self, purpose: str, before: State, action: str, after: State, phi_prev: float = 0.0
     ) -> dspy.Prediction:
         errors: list[str] = []
+        inputs = {"state_before": before.observation, "action": action, "state_after": after.observation}
+        # The compiled calibration demos nearest to this transition (none before compiling).
+        demos = nearest_demos(self.judge.demos, situation(inputs, self.SITUATION), self.SITUATION, self.demos_per_call)
         for attempt in range(self.max_attempts):
             config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
             try:
-                pred = self.judge(
-                    purpose=purpose, state_before=before.observation, action=action,
-                    state_after=after.observation, config=config,
-                )
+                pred = self.judge(purpose=purpose, **inputs, config=config, demos=demos)
                 # PurposeScore validates the ranges (DSPy checks only the types of top-level fields).
                 score = PurposeScore(
                     phi_before=pred.phi_before, phi_after=pred.phi_after, confidence=pred.confidence,

@@ -6,6 +6,8 @@
 - `StoreCorruptError`: a store on disk holds records this version cannot trust; the operator points
   the program at a fresh directory (nothing is overwritten to "repair" it).
 - `StoreBusyError`: another process holds a store locked too long; the operator stops it or retries.
+- `ArtifactError`: a compiled artifact is damaged, edited, or no longer matches the code's signatures;
+  the operator recompiles or loads another version.
 - `RunStopped` and its subclasses end an episode on purpose; they carry the reason and are caught
   by the orchestrator, never by users.
 
@@ -71,3 +73,11 @@ def describe_bad_answer(exc: BaseException, limit: int = 160) -> str:
     if answer:
         return f"{reason[:limit]} (answer: {' '.join(str(answer).split())[:limit]})"
     return reason[:limit]
+
+
+class ArtifactError(PurposeDspyError):
+    """A compiled artifact is missing, damaged, edited, or was compiled against other signatures.
+
+    Nothing is loaded from it. The message names the file or field that differs and what to do
+    (usually: recompile with `purpose-dspy compile`, or load another version).
+    """

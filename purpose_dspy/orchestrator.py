@@ -85,9 +85,13 @@ class Orchestrator:
         self.result(run)
 
     def start(self, env: Environment, task: Task, purpose: str | None = None) -> RunState:
-        """Reset the environment and open the run's state (and its traced LM copies)."""
+        """Reset the environment and open the run's state (and its traced LM copies).
+
+        `purpose` may contain `{env_purpose}` (a task set's template): the environment's goal text for this task.
+        """
         state = env.reset(task)
-        run = RunState(trajectory=Trajectory(purpose=purpose or env.purpose, task=task), state=state)
+        purpose = (purpose or "{env_purpose}").replace("{env_purpose}", env.purpose).strip() or env.purpose
+        run = RunState(trajectory=Trajectory(purpose=purpose, task=task), state=state)
         run.rng.seed(f"{self.config.seed}/{task.task_id}")
         run.lms = {role: traced_copy(lm, role, run.lm_calls) for role, lm in self.lms.items()}
         run.guard = CriticGuard(
@@ -206,15 +210,19 @@ class Orchestrator:
         )
 
     def _history(self, run: RunState) -> str:
-        window = run.trajectory.steps[-self.config.history_window :] if self.config.history_window else []
-        lines = []
-        for t in window:
-            said = " ".join(t.after.observation.split())[: self.config.observation_chars]
-            lines.append(f"{t.action.text if t.action else '(no valid action)'} -> {said}")
-        return "\n".join(lines)
+        return render_history(run.trajectory.steps, self.config.history_window, self.config.observation_chars)
 
     def _role(self, run: RunState, role: Role) -> _RoleScope:
         return _RoleScope(run.lms[role], role, self.adapter)
+
+
+def render_history(steps: list[Transition], window: int, observation_chars: int) -> str:
+    """The actor's `history` input: the last `window` steps as 'action -> what followed', oldest first."""
+    lines = []
+    for t in steps[-window:] if window else []:
+        said = " ".join(t.after.observation.split())[:observation_chars]
+        lines.append(f"{t.action.text if t.action else '(no valid action)'} -> {said}")
+    return "\n".join(lines)
 
 
 class _RoleScope:

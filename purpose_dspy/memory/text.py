@@ -7,36 +7,11 @@ cheap, deterministic and explainable in one line of an event log, not clever.
 from __future__ import annotations
 
 import math
-import re
+
+from purpose_dspy.text_overlap import STOPWORDS, content_words, jaccard, words  # noqa: F401 (re-exported)
 
 LINE_CAP = 300
 """Longest rendered line: a card is data for the model, not a place to smuggle a page of text."""
-
-STOPWORDS = frozenset(
-    "a an the and or but if then else of to in on at by for with from into onto as is are was were be been "
-    "it its this that these those there here you your i me my we our they them their he she his her "
-    "do does did done not no so than too very can will would should could may might must just only "
-    "what which who whom when where why how all any each some such more most other same own up down out "
-    "over under again once about after before".split()
-)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words with punctuation stripped: the unit of every comparison in memory."""
-    return re.findall(r"[^\W_]+", text.lower())
-
-
-def content_words(text: str) -> set[str]:
-    """The words of `text` that carry meaning (stopwords removed), for relevance."""
-    return {w for w in words(text) if w not in STOPWORDS}
-
-
-def jaccard(a: str, b: str) -> float:
-    """Token-set Jaccard similarity; 0 when either side has no words."""
-    sa, sb = set(words(a)), set(words(b))
-    if not sa or not sb:
-        return 0.0
-    return len(sa & sb) / len(sa | sb)
 
 
 def shared_run(a: str, b: str, length: int) -> str | None:

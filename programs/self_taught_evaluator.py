@@ -1,0 +1,155 @@
+"""SelfTaughtEvaluator: synthesises plausible but wrong judgments to pair with honest ones.
+
+After the Self-Taught Evaluator (arXiv 2408.02666): a judge learns to tell good judgments from
+bad ones on contrast pairs it did not need humans for. Here the LM only writes the words of the
+wrong judgment; Python sets its numbers and, where the flaw is about evidence, its evidence, so
+every wrong judgment is wrong by construction: it claims at least `MARGIN` more Φ than the honest
+judgment, and its evidence is what the flaw says it is. A bad LM answer falls back to a template.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import dspy
+from dspy.utils.exceptions import AdapterParseError
+from pydantic import BaseModel
+
+from purpose_dspy.errors import UsageError, describe_bad_answer
+from purpose_dspy.programs.meta_judge import render_judgment
+from purpose_dspy.safeguards.evidence import evidence_in_states
+from purpose_dspy.signatures.write_flawed_judgment import EVIDENCE_CHARS, REASONING_CHARS, WriteFlawedJudgment
+from purpose_dspy.types import PurposeScore, State, Trajectory
+
+logger = logging.getLogger(__name__)
+
+FLAWS: dict[str, str] = {
+    "credits_intention": "reward what the action was meant to do, not what changed in the state",
+    "inflated": "score the state after far higher than what changed justifies",
+    "ungrounded": "cite evidence that appears in neither state, as if the state said it",
+    "sycophantic": "reward a step that changed nothing, agreeing with whatever the action claims",
+}
+MARGIN = 3.0  # a wrong judgment claims at least this much more Φ change than the honest one
+# Used when the LM's "ungrounded" evidence (or a sentence or quote of it) is in the states; the first
+# absent one wins (states holding both would be built against this module; the wrong judgment still
+# claims MARGIN too much).
+FABRICATED = (
+    "The state now shows the goal has been reached.",
+    "A message confirms that the whole task is finished.",
+)
+_TEMPLATE_REASONING: dict[str, str] = {
+    "credits_intention": "The action was chosen to advance the purpose, so the state is much closer to it.",
+    "inflated": "The step made strong progress toward the purpose.",
+    "ungrounded": "The state shows the purpose is nearly achieved.",
+    "sycophantic": "The action says it helps, so this step made real progress.",
+}
+
+
+def applicable_flaws(good: PurposeScore) -> list[str]:
+    """Flaws that can be committed against `good`: a sycophantic rise needs a step the honest judge
+    saw no rise in, and every flaw needs room on the 0-10 scale for MARGIN more change."""
+    if good.delta + MARGIN > 10:
+        return []
+    return [f for f in FLAWS if f != "sycophantic" or good.delta <= 0]
+
+
+def _inflate(good: PurposeScore, target_after: float) -> tuple[float, float]:
+    """Φ before/after with Φ after at `target_after` (capped at 10) and a change at least MARGIN above
+    the honest one; when the cap eats the margin, Φ before is lowered instead."""
+    after = min(10.0, target_after)
+    before = max(0.0, min(good.phi_before, after - (good.delta + MARGIN)))
+    return before, after
+
+
+class ContrastPair(BaseModel):
+    """An honest judgment and a wrong one of the same step, with the flaw the wrong one commits."""
+
+    trajectory_id: str
+    step: int
+    flaw: str
+    good: PurposeScore
+    wrong: PurposeScore
+    error: str | None = None
+
+
+class SelfTaughtEvaluator(dspy.Module):
+    """Writes a wrong judgment committing a named flaw (`FLAWS`) for a step with an honest one."""
+
+    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7) -> None:
+        super().__init__()
+        self.write = dspy.Predict(WriteFlawedJudgment)
+        self.max_attempts = max_attempts
+        self.retry_temperature = retry_temperature
+
+    def forward(
+        self, purpose: str, before: State, action: str, after: State, good: PurposeScore, flaw: str
+    ) -> dspy.Prediction:
+        if flaw not in applicable_flaws(good):
+            raise UsageError(
+                f"flaw {flaw!r} cannot be committed against a judgment {good.phi_before:g} -> {good.phi_after:g}; "
+                f"choose one of applicable_flaws(good) = {applicable_flaws(good)} (all flaws: {', '.join(FLAWS)})"
+            )
+        evidence, reasoning, error = self._words(purpose, before, action, after, good, flaw)
+        states = [before.observation, after.observation]
+        if flaw == "credits_intention":
+            evidence = action
+        elif flaw == "ungrounded" and (not evidence or evidence_in_states(evidence, states, min_chars=1)):
+            evidence = next((s for s in FABRICATED if not evidence_in_states(s, states)), FABRICATED[0])
+        elif not evidence:
+            evidence = good.evidence or action
+        target = {
+            "inflated": max(good.phi_after, good.phi_before) + MARGIN,
+            "sycophantic": good.phi_before + 4,
+        }.get(flaw, good.phi_after + MARGIN)
+        phi_before, phi_after = _inflate(good, target)
+        wrong = PurposeScore(
+            phi_before=phi_before, phi_after=phi_after, confidence=good.confidence,
+            evidence=evidence, reasoning=reasoning or _TEMPLATE_REASONING[flaw],
+        )
+        return dspy.Prediction(wrong=wrong, flaw=flaw, error=error)
+
+    def _words(
+        self, purpose: str, before: State, action: str, after: State, good: PurposeScore, flaw: str
+    ) -> tuple[str, str, str | None]:
+        """The LM's evidence and reasoning for the flawed judgment, or ("", "", error)."""
+        errors: list[str] = []
+        for attempt in range(self.max_attempts):
+            config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
+            try:
+                pred = self.write(
+                    purpose=purpose, state_before=before.observation, action=action,
+                    state_after=after.observation, honest_judgment=render_judgment(good), flaw=FLAWS[flaw],
+                    config=config,
+                )
+                return str(pred.evidence).strip()[:EVIDENCE_CHARS], str(pred.reasoning).strip()[:REASONING_CHARS], None
+            except (AdapterParseError, ValueError) as exc:
+                errors.append(describe_bad_answer(exc))
+        logger.info("flawed-judgment writer gave no usable answer, using a template: %s", "; ".join(errors))
+        return "", "", "; ".join(errors)
+
+    def contrast_pairs(self, trajectory: Trajectory, *, per_trajectory: int = 2, seed: int = 0) -> list[ContrastPair]:
+        """Up to `per_trajectory` pairs from scored steps with an action; steps and flaws are drawn
+        from `random.Random(f"{seed}/{trajectory.id}")`, so the same seed gives the same choices."""
+        rng = random.Random(f"{seed}/{trajectory.id}")
+        eligible = [
+            s for s in trajectory.steps
+            if s.action is not None and "unscored" not in s.score.flags and applicable_flaws(s.score)
+        ]
+        chosen = sorted(rng.sample(eligible, min(per_trajectory, len(eligible))), key=lambda s: s.index)
+        pairs = []
+        for step in chosen:
+            flaw = rng.choice(applicable_flaws(step.score))
+            pred = self(purpose=trajectory.purpose, before=step.before, action=step.action.text, after=step.after,
+                        good=step.score, flaw=flaw)
+            pairs.append(ContrastPair(trajectory_id=trajectory.id, step=step.index, flaw=flaw,
+                                      good=step.score, wrong=pred.wrong, error=pred.error))
+        return pairs
+
+
+def discrimination(meta_judge_keeps: list[tuple[bool, bool]]) -> float | None:
+    """Share of contrast pairs where the judge kept the good judgment and rejected the wrong one;
+    each item is (kept_good, kept_wrong). None when there are no pairs."""
+    if not meta_judge_keeps:
+        return None
+    return sum(1 for kept_good, kept_wrong in meta_judge_keeps if kept_good and not kept_wrong) / len(meta_judge_keeps)

@@ -1,0 +1,419 @@
+"""PurposeTeleprompter: compile a `PurposeAgent` from its own rollouts on a task set's train split.
+
+`compile(student, *, trainset, valset=None)` follows DSPy's contract and never mutates `student`:
+
+1. **before**   the student on the valset (the paired baseline the promotion gate compares against);
+2. **rollouts** the student on the trainset, with exploration, so it finds its own first successes;
+3. **actor**    step demos from the best successful trajectories (success, then Φ gain, then fewer
+                steps), loops erased, each with its provenance; the compiled actor keeps them as a
+                pool and each call sees the few nearest to its state (`Actor.demos_for`);
+4. **critic**   the meta-judge grades a sample of the critic's judgments; kept ones become the
+                critic's calibration demos, rejected ones failure-pattern memory cards. The
+                self-taught evaluator plants wrong judgments first: if the meta-judge cannot tell them
+                from right ones, only its Python checks are trusted;
+5. **memory**   the distiller turns winning trajectories into memory cards (through MemoryCI);
+6. **after**    the compiled program on the valset.
+
+Every phase logs one line and stays inside one LM-call budget (`max_lm_calls`, the final evaluation's
+share set aside up front). With `run_dir`, each finished rollout and judgment is checkpointed, so an
+interrupted compile run again with the same arguments redoes only what had not finished.
+Temperature-0 LMs and the seed make a compile reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.teleprompt import Teleprompter
+from pydantic import BaseModel, ConfigDict, Field
+
+from purpose_dspy.checkpoint import Checkpoint
+from purpose_dspy.errors import UsageError
+from purpose_dspy.experience import Experience
+from purpose_dspy.memory.cards import MemoryCard, Provenance
+from purpose_dspy.metrics import SplitMetrics, TaskScore
+from purpose_dspy.orchestrator import render_history
+from purpose_dspy.programs.agent import PurposeAgent
+from purpose_dspy.programs.distiller import Distiller, rank_trajectories
+from purpose_dspy.programs.meta_judge import MetaJudge, failure_pattern
+from purpose_dspy.programs.self_taught_evaluator import SelfTaughtEvaluator, applicable_flaws, discrimination
+from purpose_dspy.rollouts import LMBudget, run_tasks
+from purpose_dspy.safeguards import PhiStore
+from purpose_dspy.trace import traced_copy
+from purpose_dspy.types import LMCall, PurposeScore, Role, RunResult, Task, Trajectory, Transition
+
+logger = logging.getLogger(__name__)
+
+
+class CompileConfig(BaseModel):
+    """How a compile spends its budget and what it keeps."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_lm_calls: int | None = Field(None, gt=0, description="LM calls for the whole compile; None = unlimited.")
+    num_threads: int = Field(1, gt=0, description="Rollouts run at once (one environment per thread).")
+    seed: int = Field(0, description="Seeds exploration and every sample the compile draws.")
+    explore: float = Field(0.3, ge=0, le=1, description="Exploration rate of the train rollouts (see RunConfig.explore).")
+    max_actor_demos: int = Field(48, ge=0, description="Size of the actor's demo pool.")
+    demos_per_call: int = Field(3, ge=0, description="Pool demos each actor call is shown (the nearest ones).")
+    max_critic_demos: int = Field(8, ge=0, description="Calibration demos kept for the critic.")
+    judge_sample: int = Field(8, ge=0, description="Critic judgments the meta-judge grades.")
+    contrast_pairs: int = Field(4, ge=0, description="Planted wrong judgments used to test the meta-judge.")
+    min_judge_discrimination: float = Field(
+        0.75, ge=0, le=1, description="Share of planted wrong judgments the meta-judge must reject for its LM grades to count."
+    )
+    distill: bool = Field(True, description="Let the distiller propose memory cards from the winning trajectories.")
+    distill_top_k: int = Field(3, gt=0, description="Trajectories the distiller reads.")
+    progress: bool = Field(True, description="Show progress bars (stderr).")
+
+
+class DemoSource(BaseModel):
+    """Where one demo came from."""
+
+    component: str
+    index: int = Field(description="Position in the component's demo pool.")
+    trajectory_id: str
+    step: int
+    task_id: str
+
+
+class CompileReport(BaseModel):
+    """What a compile did and what it cost; the artifact's manifest is built from it."""
+
+    before: SplitMetrics | None = None
+    after: SplitMetrics | None = None
+    train: SplitMetrics | None = None
+    demos: list[DemoSource] = Field(default_factory=list)
+    judge: dict[str, Any] = Field(default_factory=dict)
+    memory_cards: list[dict[str, Any]] = Field(default_factory=list)
+    lm_calls: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    phases: dict[str, dict[str, float]] = Field(default_factory=dict)
+    budget_exhausted: bool = False
+    resumed_units: int = 0
+
+
+def task_examples(tasks: list[Task], *, purpose: str = "{env_purpose}", max_steps: int = 20) -> list[dspy.Example]:
+    """Tasks as `dspy.Example`s, the form `compile(trainset=..., valset=...)` takes."""
+    return [dspy.Example(task=t, purpose=purpose, max_steps=max_steps).with_inputs("task", "purpose") for t in tasks]
+
+
+def loop_erased(trajectory: Trajectory) -> list[Transition]:
+    """The steps of a trajectory with every detour back to an earlier state cut out (and failed steps)."""
+    path: list[Transition] = []
+    for step in trajectory.steps:
+        if step.action is None:
+            continue
+        seen = [p.before.observation for p in path]
+        if step.before.observation in seen:
+            del path[seen.index(step.before.observation):]
+        path.append(step)
+    return path
+
+
+class PurposeTeleprompter(Teleprompter):
+    """Compiles a `PurposeAgent` (actor demos, critic calibration demos, a memory snapshot)."""
+
+    def __init__(
+        self,
+        lms: dict[Role, Any],
+        config: CompileConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        judge: MetaJudge | None = None,
+        evaluator: SelfTaughtEvaluator | None = None,
+        distiller: Distiller | None = None,
+        make_environment: Any = None,
+    ) -> None:
+        super().__init__()
+        if missing := {"actor", "critic"} - set(lms):
+            raise UsageError(f"PurposeTeleprompter needs LMs for roles {sorted(missing)}")
+        self.lms = lms
+        self.config = config or CompileConfig()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.judge = judge or MetaJudge()
+        self.evaluator = evaluator or SelfTaughtEvaluator()
+        self.distiller = distiller or Distiller(top_k=self.config.distill_top_k)
+        self.make_environment = make_environment
+        self.report = CompileReport()
+
+    # -- the contract -------------------------------------------------------------------------
+    def compile(self, student: PurposeAgent, *, trainset: list[dspy.Example], teacher: Any = None,
+                valset: list[dspy.Example] | None = None, **kwargs: Any) -> PurposeAgent:
+        if not trainset:
+            raise UsageError("compile needs a non-empty trainset (dspy.Examples with a `task`; see task_examples)")
+        started = time.perf_counter()
+        cfg = self.config
+        ckpt = Checkpoint(self.run_dir, self._job_key(student, trainset, valset))
+        budget = LMBudget(cfg.max_lm_calls)
+        report = CompileReport(resumed_units=len(ckpt))
+        self.report = report
+        phi_store = PhiStore(self.run_dir / "phi" if self.run_dir else None)
+
+        # 1. the student on the valset: the paired baseline
+        if valset:
+            report.before = self._evaluate("before", student, valset, budget, ckpt, phi_store)
+            budget.hold(report.before.lm_calls)  # the final evaluation will cost about as much
+
+        # 2. rollouts of the student on the trainset (exploring)
+        train = self._rollouts("train", student, trainset, budget, ckpt, phi_store, explore=cfg.explore)
+        trajectories = [r.trajectory for r in train]
+        report.train = SplitMetrics.of("train", [TaskScore.of(r) for r in train])
+        logger.info("rollouts: %s", report.train.row())
+
+        program = student.deepcopy()
+        # 3. actor demos from the best successful trajectories
+        actor_demos, sources = self._actor_demos(trajectories)
+        program.actor.act.demos = actor_demos
+        program.actor.demos_per_call = cfg.demos_per_call
+        report.demos = sources
+        logger.info("actor: %d step demos from %d successful trajectories", len(actor_demos),
+                    len({s.trajectory_id for s in sources}))
+
+        # 4. critic calibration through the meta-judge (tested on planted wrong judgments first)
+        critic_demos, critic_sources, failures = self._calibrate(trajectories, budget, ckpt, report)
+        program.critic.judge.demos = critic_demos
+        report.demos += critic_sources
+
+        # 5. memory: distilled cards plus the meta-judge's failure patterns
+        report.memory_cards = self._memory(trajectories, failures, budget, ckpt)
+
+        # 6. the compiled program on the valset
+        budget.release()
+        if valset:
+            report.after = self._evaluate("after", program, valset, budget, ckpt, phi_store)
+            logger.info("valset before: %s", report.before.row() if report.before else "-")
+            logger.info("valset after:  %s", report.after.row())
+        report.budget_exhausted = budget.remaining == 0
+        report.lm_calls = budget.spent
+        report.tokens = int(sum(p["tokens"] for p in report.phases.values()))
+        report.seconds = round(time.perf_counter() - started, 2)
+        phi_store.close()
+        program._compiled = True
+        return program
+
+    # -- phases --------------------------------------------------------------------------------
+    def _rollouts(self, phase: str, agent: PurposeAgent, examples: list[dspy.Example], budget: LMBudget,
+                  ckpt: Checkpoint, phi_store: PhiStore, *, explore: float = 0.0) -> list[RunResult]:
+        tasks = [self._task(e) for e in examples]
+        max_steps = int(examples[0].get("max_steps", 20))
+        purpose = str(examples[0].get("purpose", "{env_purpose}"))
+        calls_before = budget.spent
+        results = run_tasks(
+            agent, tasks, lms=self.lms, max_steps=max_steps, purpose=purpose, explore=explore, seed=self.config.seed,
+            num_threads=self.config.num_threads, budget=budget, phi_store=phi_store,
+            finished=lambda t: self._restore(ckpt, f"{phase}/{t.task_id}"),
+            on_result=lambda t, r: ckpt.put(f"{phase}/{t.task_id}", r.model_dump(mode="json")),
+            desc=phase, progress=self.config.progress,
+            **({"make_environment": self.make_environment} if self.make_environment else {}),
+        )
+        done = [r for r in results if r is not None]
+        self._account(phase, [c for r in done for c in r.trajectory.lm_calls], calls_before, budget)
+        return done
+
+    def _evaluate(self, phase: str, agent: PurposeAgent, valset: list[dspy.Example], budget: LMBudget,
+                  ckpt: Checkpoint, phi_store: PhiStore) -> SplitMetrics:
+        results = self._rollouts(phase, agent, valset, budget, ckpt, phi_store)
+        return SplitMetrics.of(str(self._task(valset[0]).split), [TaskScore.of(r) for r in results])
+
+    def _actor_demos(self, trajectories: list[Trajectory]) -> tuple[list[dspy.Example], list[DemoSource]]:
+        demos: list[dspy.Example] = []
+        sources: list[DemoSource] = []
+        seen: set[tuple[str, str]] = set()
+        for traj in rank_trajectories([t for t in trajectories if t.success]):
+            path = loop_erased(traj)
+            for i, step in enumerate(path):
+                if len(demos) >= self.config.max_actor_demos:
+                    return demos, sources
+                assert step.action is not None
+                if (step.before.observation, step.action.text) in seen:
+                    continue
+                seen.add((step.before.observation, step.action.text))
+                demos.append(dspy.Example(
+                    purpose=traj.purpose, observation=step.before.observation,
+                    history=render_history(path[:i], 6, 160) or "(none yet)",
+                    valid_actions=list(step.before.valid_actions), experience="(none)",
+                    thought=f"'{step.action.text}' was on a successful path from this state before.",
+                    action=step.action.text,
+                ).with_inputs("purpose", "observation", "history", "valid_actions", "experience"))
+                sources.append(DemoSource(component="actor", index=len(demos) - 1, trajectory_id=traj.id,
+                                          step=step.index, task_id=traj.task.task_id))
+        return demos, sources
+
+    def _calibrate(self, trajectories: list[Trajectory], budget: LMBudget, ckpt: Checkpoint,
+                   report: CompileReport) -> tuple[list[dspy.Example], list[DemoSource], list[MemoryCard]]:
+        cfg = self.config
+        rng = random.Random(f"{cfg.seed}/judge")
+        candidates = [(t, i) for t in trajectories for i, s in enumerate(t.steps)
+                      if s.action is not None and "unscored" not in s.score.flags]
+        rng.shuffle(candidates)
+        # Balance: transitions where the environment's progress rose, and ones where it did not.
+        rising = [c for c in candidates if _progress_delta(*c) > 0]
+        flat = [c for c in candidates if _progress_delta(*c) <= 0]
+        sample = _interleave(rising, flat)[: cfg.judge_sample]
+        judge_lm = self.lms.get("judge", self.lms["critic"])
+        calls: list[LMCall] = []
+        calls_before = budget.spent
+
+        def remaining() -> bool:
+            return budget.remaining is None or budget.remaining - len(calls) > 0
+
+        verdicts = []
+        with dspy.context(lm=traced_copy(judge_lm, "judge", calls), adapter=dspy.JSONAdapter()):
+            for traj, i in sample:
+                key = f"judge/{traj.id}/{i}"
+                if key not in ckpt:
+                    if not remaining():
+                        break
+                    ckpt.put(key, self._grade(traj, i, traj.steps[i].score, calls))
+                else:
+                    budget.charge(ckpt.get(key)["lm_calls"])  # a resumed compile spends what the first one did
+                verdicts.append((traj, i, ckpt.get(key)))
+            # The self-taught evaluator plants wrong judgments next to kept ones; can the judge tell?
+            planted = []
+            kept_steps = [(t, i) for t, i, v in verdicts if v["keep"]]
+            for n, (traj, i) in enumerate(kept_steps[: cfg.contrast_pairs]):
+                key = f"contrast/{traj.id}/{i}"
+                if key not in ckpt:
+                    if not remaining():
+                        break
+                    step = traj.steps[i]
+                    flaws = applicable_flaws(step.score)  # each flaw in turn, where it can be committed
+                    flaw = flaws[n % len(flaws)]
+                    first = len(calls)
+                    wrong = self.evaluator(purpose=traj.purpose, before=step.before, action=step.action.text,
+                                           after=step.after, good=step.score, flaw=flaw).wrong
+                    graded = self._grade(traj, i, wrong, calls)
+                    ckpt.put(key, {"flaw": flaw, **graded, "lm_calls": len(calls) - first})
+                else:
+                    budget.charge(ckpt.get(key)["lm_calls"])
+                planted.append(ckpt.get(key))
+        self._account("judge", calls, calls_before, budget)
+        rate = discrimination([(True, not p["keep"]) for p in planted])
+        trusted = rate is not None and rate >= cfg.min_judge_discrimination
+        kept, failures = [], []
+        for traj, i, v in verdicts:
+            keep = v["keep"] if trusted else all(v["checks"].values())
+            step = traj.steps[i]
+            if keep:
+                kept.append((traj, i, step))
+            else:
+                failures.append(MemoryCard(
+                    kind="failure_pattern", roles=("critic",), families=(traj.task.env_id,),
+                    text=failure_pattern(step.score, v["reasons"]),
+                    provenance=Provenance(trajectory_ids=(traj.id,), created_by="meta-judge"),
+                ))
+        report.judge = {
+            "graded": len(verdicts), "kept": len(kept), "rejected": len(verdicts) - len(kept),
+            "planted_wrong": len(planted), "planted_rejected": sum(not p["keep"] for p in planted),
+            "discrimination": rate, "lm_grades_trusted": trusted,
+            "flaws_missed": sorted({p["flaw"] for p in planted if p["keep"]}),
+        }
+        logger.info("critic: meta-judge graded %d judgments, kept %d; planted wrong rejected %s (LM grades %s)",
+                    len(verdicts), len(kept), f"{rate:.0%}" if rate is not None else "n/a",
+                    "trusted" if trusted else "not trusted: Python checks decide")
+        # Calibration demos: alternate rising and non-rising judgments so both ends of the scale show.
+        ordered = _interleave([k for k in kept if k[2].score.delta > 0], [k for k in kept if k[2].score.delta <= 0])
+        demos, sources = [], []
+        for traj, i, step in ordered[: cfg.max_critic_demos]:
+            demo = dspy.Example(
+                purpose=traj.purpose, state_before=step.before.observation, action=step.action.text,
+                state_after=step.after.observation, evidence=step.score.evidence, reasoning=step.score.reasoning,
+                phi_before=step.score.phi_before, phi_after=step.score.phi_after, confidence=step.score.confidence,
+            ).with_inputs("purpose", "state_before", "action", "state_after")
+            demos.append(demo)
+            sources.append(DemoSource(component="critic", index=len(demos) - 1, trajectory_id=traj.id, step=i,
+                                      task_id=traj.task.task_id))
+        return demos, sources, failures
+
+    def _grade(self, traj: Trajectory, i: int, score: PurposeScore, calls: list[LMCall]) -> dict[str, Any]:
+        first = len(calls)
+        step = traj.steps[i]
+        before_progress = traj.steps[i - 1].progress if i else (0.0 if step.progress is not None else None)
+        pred = self.judge(purpose=traj.purpose, before=step.before, action=step.action.text if step.action else "",
+                          after=step.after, score=score, progress_before=before_progress, progress_after=step.progress)
+        return {"keep": bool(pred.keep), "checks": dict(pred.checks), "reasons": list(pred.reasons),
+                "grade": pred.grade.model_dump() if pred.grade is not None else None, "error": pred.error,
+                "lm_calls": len(calls) - first}
+
+    def _memory(self, trajectories: list[Trajectory], failures: list[MemoryCard], budget: LMBudget,
+                ckpt: Checkpoint) -> list[dict[str, Any]]:
+        if "memory" in ckpt:
+            budget.charge(ckpt.get("memory")["lm_calls"])
+            return ckpt.get("memory")["cards"]
+        winners = [t for t in trajectories if t.success]
+        experience = Experience(None)
+        calls: list[LMCall] = []
+        calls_before = budget.spent
+        try:
+            for card in failures:
+                experience.ci.propose(card)
+            if self.config.distill and winners and (budget.remaining is None or budget.remaining > 0):
+                family = winners[0].task.env_id
+                lm = self.lms.get("optimizer", self.lms["actor"])
+                with dspy.context(lm=traced_copy(lm, "optimizer", calls), adapter=dspy.JSONAdapter()):
+                    experience.distill(winners, self.distiller, family=family)
+            cards = [c.model_dump(mode="json") for c in experience.memory.cards() if c.status not in ("quarantined", "retired")]
+        finally:
+            experience.close()
+        self._account("memory", calls, calls_before, budget)
+        logger.info("memory: %d cards in the snapshot (%d failure patterns)", len(cards), len(failures))
+        ckpt.put("memory", {"cards": cards, "lm_calls": len(calls)})
+        return cards
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _account(self, phase: str, calls: list[LMCall], calls_before: int, budget: LMBudget) -> None:
+        if phase in ("judge", "memory"):
+            budget.charge(len(calls))
+        entry = self.report.phases.setdefault(phase, {"lm_calls": 0, "tokens": 0, "seconds": 0.0})
+        entry["lm_calls"] += len(calls)
+        entry["tokens"] += sum(c.tokens for c in calls)
+        entry["seconds"] = round(entry["seconds"] + sum(c.seconds for c in calls), 2)
+        logger.info("%s: %d LM calls (%d spent of %s)", phase, len(calls), budget.spent, budget.limit or "unlimited")
+
+    @staticmethod
+    def _task(example: dspy.Example) -> Task:
+        task = example.get("task") if hasattr(example, "get") else None
+        if isinstance(task, dict):
+            task = Task(**task)
+        if not isinstance(task, Task):
+            raise UsageError("every trainset/valset example needs a `task` (purpose_dspy.Task); build them with task_examples()")
+        return task
+
+    @staticmethod
+    def _restore(ckpt: Checkpoint, key: str) -> RunResult | None:
+        value = ckpt.get(key)
+        return RunResult.model_validate(value) if value is not None else None
+
+    def _job_key(self, student: PurposeAgent, trainset: list[dspy.Example], valset: list[dspy.Example] | None) -> str:
+        """Everything that determines the compile's results: a different value means a different job."""
+        job = {
+            "student": student.dump_state(),
+            "train": [self._task(e).task_id for e in trainset],
+            "val": [self._task(e).task_id for e in valset or []],
+            "purpose": [str(e.get("purpose", "")) for e in trainset[:1]],
+            "max_steps": [int(e.get("max_steps", 20)) for e in trainset[:1] + (valset or [])[:1]],
+            "config": self.config.model_dump(exclude={"progress", "num_threads"}),
+            "lms": {role: str(getattr(lm, "model", lm)) for role, lm in sorted(self.lms.items())},
+        }
+        return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _interleave(a: list, b: list) -> list:
+    """a0, b0, a1, b1, ... then the rest of the longer list."""
+    out = [x for pair in zip(a, b) for x in pair]
+    return out + a[len(b):] + b[len(a):]
+
+
+def _progress_delta(traj: Trajectory, i: int) -> float:
+    now = traj.steps[i].progress
+    before = traj.steps[i - 1].progress if i else 0.0
+    return (now or 0.0) - (before or 0.0) if now is not None else 0.0
