@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[local,envs,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[local,envs,plot,dev]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,8 +19,7 @@ test: install
 	$(BIN)/python -m pytest
 
 demo: install
-	$(BIN)/purpose-dspy run --env treasure-maze --seed 3
-	$(BIN)/purpose-dspy run --env twx:coin --seed 1
+	$(BIN)/purpose-dspy demo
 
 bench: install
 	$(BIN)/python benchmarks/step_overhead.py

@@ -11,7 +11,15 @@ from purpose_dspy.types import Action, PurposeScore, RunResult, State, Task, Tra
 
 __version__ = "0.1.0"
 
+
+def load(ref: str) -> "CompiledAgent":  # noqa: F821 - imported lazily below
+    """A compiled artifact, verified and ready: `load("compiled/twx-coin")` (its promoted version) or
+    `load("compiled/twx-coin@v3")`; then `agent.run(purpose, env)`. See purpose_dspy.artifacts."""
+    from purpose_dspy.artifacts import load as load_artifact
+
+    return load_artifact(ref)
+
 __all__ = [
     "Action", "Experience", "ExperienceConfig", "Orchestrator", "PurposeScore", "RunConfig", "RunResult", "State", "Task", "Trajectory",
-    "Transition", "make_env", "run_task",
+    "Transition", "load", "make_env", "run_task",
 ]

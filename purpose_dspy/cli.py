@@ -360,5 +360,7 @@ def _print_summary(s: dict[str, Any]) -> None:
                    f"{m['steps_stored']} steps stored" + (f"; cards: {changes}" if changes else ""))
 
 
+from purpose_dspy import cli_compile  # noqa: E402,F401 - registers compile, eval, demo and artifacts on `main`
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from purpose_dspy.config import RunConfig
 from purpose_dspy.environments import make_env
 from purpose_dspy.environments.base import Environment
+from purpose_dspy.metrics import SplitMetrics, TaskScore
 from purpose_dspy.orchestrator import Orchestrator
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.safeguards import PhiStore
@@ -35,6 +36,7 @@ class LMBudget:
         self.limit = limit
         self.spent = 0
         self.held = 0
+        self.ran_out = False  # some work was skipped for lack of calls
         self._lock = threading.Lock()
 
     @property
@@ -105,6 +107,7 @@ def run_tasks(
                 wave = todo[start : start + max(1, num_threads)]
                 remaining = budget.remaining
                 if remaining is not None and remaining < len(wave):
+                    budget.ran_out = True
                     logger.warning("%s: LM-call budget spent; %d of %d tasks not run", desc, len(todo) - start, len(tasks))
                     break
                 cap = None if remaining is None else remaining // len(wave)
@@ -120,3 +123,9 @@ def run_tasks(
         for env in envs.values():
             env.close()
     return results
+
+
+def evaluate(agent: PurposeAgent, tasks: Sequence[Task], *, split: str, **kwargs: Any) -> SplitMetrics:
+    """`run_tasks` without exploration, summarised: success with a 95% interval, Φ gain, cost."""
+    results = run_tasks(agent, tasks, desc=kwargs.pop("desc", f"eval {split}"), **kwargs)
+    return SplitMetrics.of(split, [TaskScore.of(r) for r in results if r is not None])

@@ -98,6 +98,11 @@ def load_taskset(path: str | Path) -> TaskSet:
         raw = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read task set {path}: {exc.strerror}") from exc
+    return parse_taskset(raw, path)
+
+
+def parse_taskset(raw: bytes, path: str | Path = "<taskset>") -> TaskSet:
+    """Validate a task set from its bytes (`path` only names it in errors), e.g. the copy inside an artifact."""
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -16,7 +16,8 @@
 
 Every phase logs one line and stays inside one LM-call budget (`max_lm_calls`, the final evaluation's
 share set aside up front). With `run_dir`, each finished rollout and judgment is checkpointed, so an
-interrupted compile run again with the same arguments redoes only what had not finished.
+interrupted compile run again with the same arguments (same `run_dir`) redoes only what had not
+finished; each distinct job gets its own subdirectory, named by a hash of what determines it.
 Temperature-0 LMs and the seed make a compile reproducible.
 """
 
@@ -97,8 +98,9 @@ class CompileReport(BaseModel):
     tokens: int = 0
     seconds: float = 0.0
     phases: dict[str, dict[str, float]] = Field(default_factory=dict)
-    budget_exhausted: bool = False
-    resumed_units: int = 0
+    budget_exhausted: bool = Field(False, description="Some rollout, judgment or distillation was skipped for lack of LM calls.")
+    resumed_units: int = Field(0, description="Units of work (rollouts, judgments) reused from an interrupted run.")
+    run_dir: str | None = Field(None, description="Where this compile's checkpoint lives (None: nowhere).")
 
 
 def task_examples(tasks: list[Task], *, purpose: str = "{env_purpose}", max_steps: int = 20) -> list[dspy.Example]:
@@ -152,11 +154,14 @@ class PurposeTeleprompter(Teleprompter):
             raise UsageError("compile needs a non-empty trainset (dspy.Examples with a `task`; see task_examples)")
         started = time.perf_counter()
         cfg = self.config
-        ckpt = Checkpoint(self.run_dir, self._job_key(student, trainset, valset))
+        job = self._job_key(student, trainset, valset)
+        # One directory per job under run_dir: the same compile run again resumes, a different one starts fresh.
+        job_dir = self.run_dir / job if self.run_dir is not None else None
+        ckpt = Checkpoint(job_dir, job)
         budget = LMBudget(cfg.max_lm_calls)
-        report = CompileReport(resumed_units=len(ckpt))
+        report = CompileReport(resumed_units=len(ckpt), run_dir=str(job_dir) if job_dir else None)
         self.report = report
-        phi_store = PhiStore(self.run_dir / "phi" if self.run_dir else None)
+        phi_store = PhiStore(job_dir / "phi" if job_dir else None)
 
         # 1. the student on the valset: the paired baseline
         if valset:
@@ -192,7 +197,7 @@ class PurposeTeleprompter(Teleprompter):
             report.after = self._evaluate("after", program, valset, budget, ckpt, phi_store)
             logger.info("valset before: %s", report.before.row() if report.before else "-")
             logger.info("valset after:  %s", report.after.row())
-        report.budget_exhausted = budget.remaining == 0
+        report.budget_exhausted = budget.ran_out
         report.lm_calls = budget.spent
         report.tokens = int(sum(p["tokens"] for p in report.phases.values()))
         report.seconds = round(time.perf_counter() - started, 2)
@@ -264,7 +269,10 @@ class PurposeTeleprompter(Teleprompter):
         calls_before = budget.spent
 
         def remaining() -> bool:
-            return budget.remaining is None or budget.remaining - len(calls) > 0
+            if budget.remaining is None or budget.remaining - len(calls) > 0:
+                return True
+            budget.ran_out = True
+            return False
 
         verdicts = []
         with dspy.context(lm=traced_copy(judge_lm, "judge", calls), adapter=dspy.JSONAdapter()):
@@ -297,7 +305,7 @@ class PurposeTeleprompter(Teleprompter):
                     budget.charge(ckpt.get(key)["lm_calls"])
                 planted.append(ckpt.get(key))
         self._account("judge", calls, calls_before, budget)
-        rate = discrimination([(True, not p["keep"]) for p in planted])
+        rate = discrimination([(True, p["keep"]) for p in planted])
         trusted = rate is not None and rate >= cfg.min_judge_discrimination
         kept, failures = [], []
         for traj, i, v in verdicts:
@@ -356,6 +364,7 @@ class PurposeTeleprompter(Teleprompter):
         try:
             for card in failures:
                 experience.ci.propose(card)
+            budget.ran_out |= bool(self.config.distill and winners and budget.remaining == 0)
             if self.config.distill and winners and (budget.remaining is None or budget.remaining > 0):
                 family = winners[0].task.env_id
                 lm = self.lms.get("optimizer", self.lms["actor"])

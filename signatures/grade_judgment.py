@@ -18,14 +18,18 @@ GRADE_NAMES: tuple[str, ...] = (
 )
 
 
+# An enum, not a range: llama.cpp's JSON-schema grammar enforces enums but ignores minimum/maximum.
+Grade = Literal[1, 2, 3, 4, 5]
+
+
 class JudgmentGrade(BaseModel):
     """Five qualities of a judgment, each 1 (bad) to 5 (good), and whether to keep it."""
 
-    evidence_grounding: int = Field(ge=1, le=5, description="the evidence is words really in the states")
-    reasoning_coherence: int = Field(ge=1, le=5, description="the reasoning links the evidence to the purpose")
-    calibration: int = Field(ge=1, le=5, description="the change in score fits what changed")
-    anti_sycophancy: int = Field(ge=1, le=5, description="no credit for intentions, claims or flattery")
-    consistency: int = Field(ge=1, le=5, description="the same state would get the same score")
+    evidence_grounding: Grade = Field(description="the evidence is words really in the states")
+    reasoning_coherence: Grade = Field(description="the reasoning links the evidence to the purpose")
+    calibration: Grade = Field(description="the change in score fits what changed")
+    anti_sycophancy: Grade = Field(description="no credit for intentions, claims or flattery")
+    consistency: Grade = Field(description="the same state would get the same score")
     verdict: Literal["keep", "reject"] = Field(description="keep only a judgment worth learning from")
     explanation: Annotated[str, Field(max_length=200)] = Field(description="one short sentence")
 

@@ -1,0 +1,329 @@
+"""`purpose-dspy compile | eval | demo | artifacts ...`: thin commands over compile_job and artifacts."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from purpose_dspy.cli import _fail, lm_options, main
+from purpose_dspy.errors import PurposeDspyError, UsageError
+
+
+def _lm_config(model: str | None, api_base: str | None, critic_lm: str | None, config_file: str | None,
+               no_cache: bool = False) -> Any:
+    from purpose_dspy.lm import load_lm_config
+
+    return load_lm_config(model=model, api_base=api_base, config_file=config_file, role_models={"critic": critic_lm},
+                          cache=False if no_cache else None)
+
+
+def _metrics_row(label: str, m: Any) -> str:
+    lo, hi = m.success_ci
+    return (f"{label:<22} {m.successes:>3}/{m.n:<3} {m.success_rate:>5.0%}  [{lo:.0%}, {hi:.0%}]  "
+            f"{m.mean_phi_gain:>+7.2f}  {m.mean_steps:>5.1f}  {m.lm_calls:>6}  {m.tokens:>8}  {m.seconds:>6.0f}")
+
+
+_HEADER = f"{'':<22} {'solved':>7} {'rate':>5}  {'95% CI':<12} {'Φ gain':>7}  {'steps':>5}  {'calls':>6}  {'tokens':>8}  {'sec':>6}"
+
+
+def _compile_options(command: Any) -> Any:
+    for option in reversed((
+        click.option("--max-lm-calls", default=None, type=click.IntRange(1), help="LM-call budget of the whole compile."),
+        click.option("--num-threads", default=1, show_default=True, type=click.IntRange(1),
+                     help="Rollouts at once (one environment each; the embedded model serves one call at a time)."),
+        click.option("--seed", default=0, show_default=True, help="Seeds exploration and sampling."),
+        click.option("--explore", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+                     help="Exploration rate of the train rollouts."),
+        click.option("--train", "n_train", default=None, type=click.IntRange(1), help="Use only the first N train seeds."),
+        click.option("--dev", "n_dev", default=None, type=click.IntRange(1), help="Use only the first N dev seeds."),
+        click.option("--run-dir", default=".purpose-dspy-runs", show_default=True, type=click.Path(file_okay=False),
+                     help="Checkpoints: the same compile run again resumes where it stopped."),
+    )):
+        command = option(command)
+    return command
+
+
+@main.command("compile")
+@click.argument("taskset", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Artifact directory, e.g. compiled/twx-coin.")
+@_compile_options
+@lm_options
+@click.option("--no-cache", is_flag=True, help="Bypass DSPy's response cache.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest's summary as one JSON object.")
+def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_threads: int, seed: int, explore: float,
+                    n_train: int | None, n_dev: int | None, run_dir: str, model: str | None, api_base: str | None,
+                    critic_lm: str | None, config_file: str | None, no_cache: bool, as_json: bool) -> None:
+    """Compile an agent on a task set and write the next version of its artifact.
+
+    Rolls the agent out on the train split, keeps step demos from its best successful runs, calibrates
+    the critic through the meta-judge, distils memory cards, and evaluates on the dev split against
+    the parent (the current promoted version, or the zero-shot agent). The new version is promoted
+    only if it is not worse on the same dev seeds.
+
+    \b
+    Examples:
+      purpose-dspy compile tasksets/treasure-maze.toml --out compiled/treasure-maze
+      purpose-dspy compile tasksets/twx-coin.toml --out compiled/twx-coin --max-lm-calls 2000 --json
+    """
+    from purpose_dspy.compile_job import compile_taskset
+    from purpose_dspy.teleprompter import CompileConfig
+
+    try:
+        outcome = compile_taskset(
+            taskset, out, lm_config=_lm_config(model, api_base, critic_lm, config_file, no_cache),
+            config=CompileConfig(max_lm_calls=max_lm_calls, num_threads=num_threads, seed=seed, explore=explore,
+                                 progress=True),
+            run_dir=run_dir, train=n_train, dev=n_dev,
+        )
+    except PurposeDspyError as exc:
+        _fail(exc)
+    m, r = outcome.manifest, outcome.report
+    if as_json:
+        click.echo(json.dumps({
+            "path": str(outcome.path), "version": m.version, "promoted": m.gate.promoted, "reason": m.gate.reason,
+            "before": _brief(r.before), "after": _brief(r.after), "train": _brief(r.train),
+            "demos": {name: c.demos for name, c in m.components.items()}, "judge": r.judge,
+            "memory_cards": len(r.memory_cards), "lm_calls": r.lm_calls, "tokens": r.tokens, "seconds": r.seconds,
+        }))
+        return
+    click.echo(_HEADER)
+    for label, metrics in (("train rollouts", r.train), ("dev: parent", r.before), ("dev: compiled", r.after)):
+        if metrics is not None:
+            click.echo(_metrics_row(label, metrics))
+    click.echo(f"\nwrote {outcome.path}: {'promoted' if m.gate.promoted else 'NOT promoted'} ({m.gate.reason})")
+    click.echo(f"demos: {', '.join(f'{n} {sum(c.demos.values())}' for n, c in m.components.items())}; "
+               f"memory cards {len(r.memory_cards)}; {r.lm_calls} LM calls, {r.tokens} tokens, {r.seconds:.0f}s")
+
+
+def _brief(m: Any) -> dict[str, Any] | None:
+    return None if m is None else m.model_dump(mode="json", exclude={"tasks"})
+
+
+@main.command("eval")
+@click.argument("artifact")
+@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
+@click.option("--tasks", "n_tasks", default=None, type=click.IntRange(1), help="Only the first N tasks of the split.")
+@click.option("--num-threads", default=1, show_default=True, type=click.IntRange(1))
+@lm_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: int, model: str | None,
+                 api_base: str | None, critic_lm: str | None, config_file: str | None, as_json: bool) -> None:
+    """Evaluate a compiled artifact on a split of the task set it was compiled on.
+
+    ARTIFACT is compiled/<name> (its promoted version) or compiled/<name>@v<N>. Prints the success
+    rate with its 95% interval, mean Φ gain, LM calls, tokens and seconds. The LMs are the ones the
+    artifact was compiled with, unless --lm/--critic-lm/--config say otherwise.
+
+    \b
+    Example:
+      purpose-dspy eval compiled/treasure-maze --split test --json
+    """
+    from purpose_dspy.compile_job import evaluate_artifact
+    from purpose_dspy.lm import build_role_lms
+
+    try:
+        lms = None
+        if model or critic_lm or config_file or api_base:
+            lms = build_role_lms(_lm_config(model, api_base, critic_lm, config_file))
+        agent, metrics = evaluate_artifact(artifact, split, lms=lms, tasks=n_tasks, num_threads=num_threads)  # type: ignore[arg-type]
+    except PurposeDspyError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"artifact": str(agent.path), "version": agent.version, **metrics.model_dump(mode="json")}))
+        return
+    click.echo(_HEADER)
+    click.echo(_metrics_row(f"{agent.path.parent.name} v{agent.version} {split}", metrics))
+
+
+@main.command("demo")
+@click.option("--out", default="compiled/treasure-maze", show_default=True, type=click.Path(file_okay=False),
+              help="Where the compiled artifact goes.")
+@click.option("--taskset", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Task set [default: the treasure-maze one shipped with purpose-dspy].")
+@click.option("--train", "n_train", default=6, show_default=True, type=click.IntRange(1), help="Train seeds rolled out.")
+@click.option("--dev", "n_dev", default=4, show_default=True, type=click.IntRange(1), help="Dev seeds for the promotion gate.")
+@click.option("--test", "n_test", default=6, show_default=True, type=click.IntRange(1), help="Test seeds, before and after.")
+@click.option("--max-lm-calls", default=1500, show_default=True, type=click.IntRange(1), help="Budget of the compile.")
+@click.option("--png", default="demo-learning-curve.png", show_default=True, type=click.Path(dir_okay=False),
+              help="Where the learning-curve plot goes.")
+@click.option("--run-dir", default=".purpose-dspy-runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def demo(out: str, taskset: str | None, n_train: int, n_dev: int, n_test: int, max_lm_calls: int, png: str,
+         run_dir: str, as_json: bool) -> None:
+    """The main job on the embedded model: compile treasure-maze, compare before and after on test.
+
+    Evaluates the zero-shot agent on the test seeds, compiles on the train seeds (gated on dev),
+    evaluates the compiled agent on the same test seeds, prints the table and writes a learning-curve
+    PNG. About 10-15 minutes on 2 cores with the defaults.
+    """
+    from purpose_dspy import artifacts
+    from purpose_dspy.compile_job import COMPILE_ROLES, compile_taskset, evaluate_program
+    from purpose_dspy.lm import build_role_lms, load_lm_config
+    from purpose_dspy.programs.agent import PurposeAgent
+    from purpose_dspy.tasksets import load_taskset
+    from purpose_dspy.teleprompter import CompileConfig
+
+    path = Path(taskset) if taskset else Path(__file__).resolve().parent.parent / "tasksets" / "treasure-maze.toml"
+    started = time.perf_counter()
+    try:
+        if not path.exists():
+            raise UsageError(f"{path} not found; pass --taskset tasksets/treasure-maze.toml from a clone of the repository")
+        ts = load_taskset(path)
+        config = load_lm_config()
+        lms = build_role_lms(config, roles=COMPILE_ROLES)
+        before = evaluate_program(PurposeAgent(), ts, "test", lms=lms, tasks=n_test)
+        outcome = compile_taskset(path, out, lm_config=config, lms=lms, run_dir=run_dir, train=n_train, dev=n_dev,
+                                  config=CompileConfig(max_lm_calls=max_lm_calls, progress=True))
+        compiled = artifacts.load(f"{outcome.path.parent}@v{outcome.manifest.version}")
+        after = evaluate_program(compiled.program, ts, "test", lms=lms, tasks=n_test)
+    except PurposeDspyError as exc:
+        _fail(exc)
+    seconds = time.perf_counter() - started
+    plot = _learning_curve(png, outcome.report, before, after)
+    if as_json:
+        click.echo(json.dumps({"artifact": str(outcome.path), "promoted": outcome.manifest.gate.promoted,
+                               "test_before": _brief(before), "test_after": _brief(after),
+                               "train": _brief(outcome.report.train), "png": plot, "seconds": round(seconds, 1)}))
+        return
+    click.echo(_HEADER)
+    click.echo(_metrics_row("test: zero-shot", before))
+    click.echo(_metrics_row(f"test: compiled v{outcome.manifest.version}", after))
+    click.echo(f"\nartifact {outcome.path} ({'promoted' if outcome.manifest.gate.promoted else 'not promoted'}: "
+               f"{outcome.manifest.gate.reason})")
+    click.echo(f"learning curve: {plot}" if plot else "learning curve: not drawn (pip install 'purpose-dspy[plot]')")
+    click.echo(f"total {seconds / 60:.1f} min")
+
+
+def _learning_curve(png: str, report: Any, before: Any, after: Any) -> str | None:
+    """Left: cumulative success over the train rollouts; right: test success before and after, 95% CI."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    wins = [t.success for t in report.train.tasks] if report.train else []
+    rate = [sum(wins[: i + 1]) / (i + 1) for i in range(len(wins))]
+    left.plot(range(1, len(rate) + 1), rate, marker="o")
+    left.set(title="compile: train rollouts", xlabel="rollout", ylabel="success so far", ylim=(-0.05, 1.05))
+    rates = [before.success_rate, after.success_rate]
+    errors = [[r - m.success_ci[0] for r, m in zip(rates, (before, after))],
+              [m.success_ci[1] - r for r, m in zip(rates, (before, after))]]
+    right.bar(["zero-shot", "compiled"], rates, yerr=errors, capsize=6, color=["#999999", "#3b7dd8"])
+    right.set(title=f"test split (n={after.n}), 95% CI", ylabel="success rate", ylim=(0, 1.05))
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+@main.group("artifacts")
+def artifacts_group() -> None:
+    """List, inspect, compare, promote and roll back compiled versions."""
+
+
+@artifacts_group.command("list")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def artifacts_list(root: str, as_json: bool) -> None:
+    """Every version under ROOT (e.g. compiled/twx-coin), marking the promoted one."""
+    from purpose_dspy import artifacts
+
+    try:
+        manifests, stack = artifacts.versions(root), artifacts.promoted_stack(root)
+    except PurposeDspyError as exc:
+        _fail(exc)
+    rows = [{"version": m.version, "current": bool(stack) and stack[-1] == m.version, "created": m.created,
+             "parent": m.parent_version, "gate": m.gate.promoted, "reason": m.gate.reason,
+             "dev_after": m.metrics["after"].success_rate if m.metrics.get("after") else None} for m in manifests]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        click.echo(f"{'*' if r['current'] else ' '} v{r['version']:<3} {r['created']}  parent {r['parent'] or '-':<3} "
+                   f"dev {r['dev_after'] if r['dev_after'] is not None else '-'}  {r['reason']}")
+
+
+@artifacts_group.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="The whole manifest.")
+def artifacts_show(ref: str, as_json: bool) -> None:
+    """One version's manifest, verified (REF: compiled/<name>[@v<N>])."""
+    from purpose_dspy import artifacts
+
+    try:
+        root, version = artifacts.parse_ref(ref)
+        version = version or (artifacts.promoted_stack(root) or [None])[-1]
+        if version is None:
+            raise UsageError(f"{root} has no promoted version; name one: {root}@v<N>")
+        m = artifacts.verify(root / f"v{version}")
+    except PurposeDspyError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(m.model_dump_json())
+        return
+    click.echo(f"{root}/v{m.version}  created {m.created}  parent {m.parent_version}  dspy {m.dspy_version}")
+    click.echo(f"taskset {m.taskset.get('name')} ({str(m.taskset.get('content_hash'))[:12]})  lms "
+               + ", ".join(f"{r}={v['model']}" for r, v in m.lms.items()))
+    for name, c in m.components.items():
+        click.echo(f"  {name}: {c.program}  demos {c.demos}")
+    for key in ("before", "after"):
+        if m.metrics.get(key):
+            click.echo(f"  dev {key:<6} {m.metrics[key].row()}")
+    click.echo(f"  gate: {'promoted' if m.gate.promoted else 'kept'}: {m.gate.reason}")
+    click.echo(f"  cost: {m.cost.get('lm_calls')} LM calls, {m.cost.get('tokens')} tokens; content {m.content_hash[:16]}")
+
+
+@artifacts_group.command("diff")
+@click.argument("a")
+@click.argument("b")
+def artifacts_diff(a: str, b: str) -> None:
+    """What changed between two versions (JSON): files, demos, signatures, metrics."""
+    from purpose_dspy import artifacts
+
+    try:
+        manifests = []
+        for ref in (a, b):
+            root, version = artifacts.parse_ref(ref)
+            if version is None:
+                raise UsageError(f"name a version: {root}@v<N>")
+            manifests.append(artifacts.verify(root / f"v{version}"))
+        ma, mb = manifests
+    except PurposeDspyError as exc:
+        _fail(exc)
+    click.echo(json.dumps(artifacts.diff(ma, mb), indent=2))
+
+
+@artifacts_group.command("promote")
+@click.argument("ref")
+@click.option("--reason", default="by operator", show_default=True)
+def artifacts_promote(ref: str, reason: str) -> None:
+    """Make REF (compiled/<name>@v<N>) the version `load` gives, after verifying it loads."""
+    from purpose_dspy import artifacts
+
+    try:
+        version = artifacts.promote(ref, reason)
+    except PurposeDspyError as exc:
+        _fail(exc)
+    click.echo(f"promoted v{version}")
+
+
+@artifacts_group.command("rollback")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--reason", default="by operator", show_default=True)
+def artifacts_rollback(root: str, reason: str) -> None:
+    """Demote the current promoted version; the previously promoted one becomes current."""
+    from purpose_dspy import artifacts
+
+    try:
+        demoted, current = artifacts.rollback(root, reason)
+    except PurposeDspyError as exc:
+        _fail(exc)
+    click.echo(f"demoted v{demoted}; current: {f'v{current}' if current else 'none'}")

@@ -1,0 +1,109 @@
+"""The jobs behind `purpose-dspy compile`, `eval` and `demo`, as library calls.
+
+`compile_taskset` continues from the current promoted version of the artifact (its parent) when there
+is one, compiles on the train split with the dev split as the valset, and writes the next version
+through the promotion gate. `evaluate_artifact` runs a loaded artifact on a split of the task set it
+carries. The CLI only parses flags and prints what these return.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from purpose_dspy import artifacts
+from purpose_dspy.errors import UsageError
+from purpose_dspy.lm import LMConfig, build_role_lms
+from purpose_dspy.metrics import SplitMetrics
+from purpose_dspy.programs.agent import PurposeAgent
+from purpose_dspy.rollouts import evaluate
+from purpose_dspy.safeguards import PhiStore
+from purpose_dspy.tasksets import Split, TaskSet, load_taskset, parse_taskset
+from purpose_dspy.teleprompter import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
+from purpose_dspy.types import Role, Task
+
+logger = logging.getLogger(__name__)
+
+COMPILE_ROLES: tuple[Role, ...] = ("actor", "critic", "judge", "optimizer")
+
+
+@dataclass
+class CompileOutcome:
+    manifest: artifacts.Manifest
+    report: CompileReport
+    path: Path
+
+
+def describe_lms(config: LMConfig, roles: tuple[Role, ...]) -> dict[str, dict[str, Any]]:
+    """What the manifest records per role: model id and endpoint, never a key."""
+    return {role: {"model": config.for_role(role).model, "api_base": config.for_role(role).api_base} for role in roles}
+
+
+def limit(tasks: list[Task], n: int | None) -> list[Task]:
+    return tasks if n is None else tasks[:n]
+
+
+def compile_taskset(
+    taskset_path: str | Path,
+    out: str | Path,
+    *,
+    lm_config: LMConfig,
+    config: CompileConfig,
+    run_dir: str | Path | None = None,
+    train: int | None = None,
+    dev: int | None = None,
+    lms: dict[Role, Any] | None = None,
+) -> CompileOutcome:
+    """Compile on the train split (first `train` seeds), gate on dev (first `dev`), write the next version."""
+    taskset_path = Path(taskset_path)
+    taskset = load_taskset(taskset_path)
+    if "dev" not in taskset.splits:
+        raise UsageError(f"{taskset_path}: compiling needs a 'dev' split for the promotion gate")
+    out = Path(out)
+    parent_version, student = None, PurposeAgent()
+    if out.is_dir() and artifacts.promoted_stack(out):
+        parent = artifacts.load(out)
+        parent_version, student = parent.version, parent.program
+        if parent.manifest.taskset.get("content_hash") != taskset.content_hash:
+            logger.warning("%s was compiled on another version of %s; continuing from it anyway", out, taskset.name)
+        logger.info("continuing from the promoted %s/v%d", out, parent_version)
+    lms = lms or build_role_lms(lm_config, roles=COMPILE_ROLES)
+    teleprompter = PurposeTeleprompter(lms, config, run_dir=run_dir)
+    examples = dict(purpose=taskset.purpose, max_steps=taskset.max_steps)
+    program = teleprompter.compile(
+        student,
+        trainset=task_examples(limit(taskset.tasks("train"), train), **examples),
+        valset=task_examples(limit(taskset.tasks("dev"), dev), **examples),
+    )
+    manifest = artifacts.save_artifact(
+        out, artifacts.components_of(program, judge=teleprompter.judge), teleprompter.report,
+        lms=describe_lms(lm_config, COMPILE_ROLES), taskset=taskset, taskset_bytes=taskset_path.read_bytes(),
+        parent_version=parent_version,
+    )
+    return CompileOutcome(manifest=manifest, report=teleprompter.report, path=out / f"v{manifest.version}")
+
+
+def taskset_of(agent: artifacts.CompiledAgent) -> TaskSet:
+    if agent.taskset_toml is None:
+        raise UsageError(f"{agent.path} carries no task set; evaluate it with the library on your own tasks")
+    return parse_taskset(agent.taskset_toml, agent.path / "taskset.toml")
+
+
+def evaluate_program(
+    program: PurposeAgent, taskset: TaskSet, split: Split, *, lms: dict[Role, Any], tasks: int | None = None,
+    num_threads: int = 1, phi_store: PhiStore | None = None, progress: bool = True,
+) -> SplitMetrics:
+    return evaluate(
+        program, limit(taskset.tasks(split), tasks), split=split, lms=lms, max_steps=taskset.max_steps,
+        purpose=taskset.purpose, num_threads=num_threads, phi_store=phi_store, progress=progress,
+    )
+
+
+def evaluate_artifact(ref: str | Path, split: Split, *, lms: dict[Role, Any] | None = None, tasks: int | None = None,
+                      num_threads: int = 1, progress: bool = True) -> tuple[artifacts.CompiledAgent, SplitMetrics]:
+    agent = artifacts.load(ref)
+    metrics = evaluate_program(agent.program, taskset_of(agent), split, lms=lms or agent.build_lms(), tasks=tasks,
+                               num_threads=num_threads, progress=progress)
+    return agent, metrics

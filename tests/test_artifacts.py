@@ -1,0 +1,218 @@
+"""Compiled artifacts: save -> load round trip, tamper and signature-change refusals, the promotion gate, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import dspy
+import pytest
+from click.testing import CliRunner
+
+from purpose_dspy import artifacts, make_env
+from purpose_dspy.cli import main
+from purpose_dspy.errors import ArtifactError, UsageError
+from purpose_dspy.metrics import SplitMetrics, TaskScore
+from purpose_dspy.programs import PurposeAgent
+from purpose_dspy.signatures.act import Act
+from purpose_dspy.tasksets import load_taskset
+from purpose_dspy.teleprompter import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
+from rule_lm import rule_lms
+
+TASKSET = "tasksets/treasure-maze.toml"
+TS = load_taskset(TASKSET)
+LMS = {"actor": {"model": "local/smollm2-135m", "api_base": None}}
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    lms, _ = rule_lms()
+    tp = PurposeTeleprompter(lms, CompileConfig(progress=False))
+    program = tp.compile(PurposeAgent(), trainset=task_examples(TS.tasks("train")[:4], max_steps=TS.max_steps),
+                         valset=task_examples(TS.tasks("dev")[:3], max_steps=TS.max_steps))
+    return program, tp
+
+
+def save(root, compiled, report=None):
+    program, tp = compiled
+    return artifacts.save_artifact(root, artifacts.components_of(program, judge=tp.judge), report or tp.report,
+                                   lms=LMS, taskset=TS, taskset_bytes=open(TASKSET, "rb").read())
+
+
+def test_save_then_load_gives_the_same_program(tmp_path, compiled):
+    program, _ = compiled
+    manifest = save(tmp_path / "maze", compiled)
+    assert manifest.gate.promoted and (tmp_path / "maze" / "v1" / "manifest.json").exists()
+    agent = artifacts.load(tmp_path / "maze")
+    assert agent.version == 1
+    assert [d.toDict() for d in agent.program.actor.act.demos] == [
+        {k: v for k, v in d.toDict().items()} for d in program.actor.act.demos]
+    assert agent.program.actor.act.signature.instructions == program.actor.act.signature.instructions
+    assert len(agent.program.critic.judge.demos) == len(program.critic.judge.demos)
+    assert {d.component for d in manifest.demos} == {"actor", "critic"} or not program.critic.judge.demos
+    assert manifest.taskset["content_hash"] == TS.content_hash and manifest.splits["dev"]
+    text = (tmp_path / "maze" / "v1" / "manifest.json").read_text()
+    assert "api_key" not in text and "pickle" not in text
+
+
+def test_every_changed_byte_is_refused_with_the_file_named(tmp_path, compiled):
+    save(tmp_path / "maze", compiled)
+    version_dir = tmp_path / "maze" / "v1"
+    for path in sorted(version_dir.iterdir()):
+        original = path.read_bytes()
+        i = len(original) // 2
+        path.write_bytes(original[:i] + bytes([original[i] ^ 0x01]) + original[i + 1:])
+        with pytest.raises(ArtifactError) as err:
+            artifacts.load(f"{tmp_path / 'maze'}@v1")
+        assert path.name in str(err.value), str(err.value)
+        path.write_bytes(original)
+    artifacts.load(f"{tmp_path / 'maze'}@v1")  # restored: loads again
+
+
+def test_an_unlisted_file_or_a_missing_file_is_refused(tmp_path, compiled):
+    save(tmp_path / "maze", compiled)
+    extra = tmp_path / "maze" / "v1" / "evil.json"
+    extra.write_text("{}")
+    with pytest.raises(ArtifactError, match="evil.json"):
+        artifacts.load(tmp_path / "maze")
+    extra.unlink()
+    (tmp_path / "maze" / "v1" / "memory.json").unlink()
+    with pytest.raises(ArtifactError, match="memory.json is missing"):
+        artifacts.load(tmp_path / "maze")
+
+
+class _Renamed(PurposeAgent):
+    def __init__(self):
+        super().__init__()
+        sig = Act.delete("observation").insert(1, "obs", dspy.InputField(desc="what the environment shows"), type_=str)
+        self.actor.act = dspy.Predict(sig)
+
+
+class _Added(PurposeAgent):
+    def __init__(self):
+        super().__init__()
+        self.actor.act = dspy.Predict(Act.append("mood", dspy.InputField(desc="how it feels"), type_=str))
+
+
+@pytest.mark.parametrize("agent_class, expected", [
+    (_Renamed, "renamed 'observation' -> 'obs'"),
+    (_Added, "added: 'mood'"),
+])
+def test_a_changed_signature_is_refused_naming_the_change(tmp_path, compiled, monkeypatch, agent_class, expected):
+    save(tmp_path / "maze", compiled)
+    monkeypatch.setattr(artifacts, "PurposeAgent", agent_class)
+    with pytest.raises(ArtifactError) as err:
+        artifacts.load(tmp_path / "maze")
+    message = str(err.value)
+    assert expected in message and "actor.act" in message and "Recompile" in message
+
+
+def test_a_changed_instruction_is_refused(tmp_path, compiled, monkeypatch):
+    save(tmp_path / "maze", compiled)
+
+    class Reworded(PurposeAgent):
+        def __init__(self):
+            super().__init__()
+            self.critic.judge = dspy.Predict(self.critic.judge.signature.with_instructions("Be nice."))
+
+    monkeypatch.setattr(artifacts, "PurposeAgent", Reworded)
+    with pytest.raises(ArtifactError, match=r"critic\.judge: the signature's instructions"):
+        artifacts.load(tmp_path / "maze")
+
+
+def _metrics(wins):
+    return SplitMetrics.of("dev", [TaskScore(task_id=f"t{i}", seed=i, success=w, phi_gain=0, steps=1, lm_calls=1,
+                                             tokens=1, seconds=0) for i, w in enumerate(wins)])
+
+
+def test_a_worse_version_is_kept_unpromoted_with_the_reason(tmp_path, compiled):
+    root = tmp_path / "maze"
+    save(root, compiled)
+    worse = CompileReport(before=_metrics([True, True, False]), after=_metrics([True, False, False]))
+    manifest = save(root, compiled, worse)
+    assert manifest.version == 2 and not manifest.gate.promoted
+    assert "worse than the parent: 1/3 solved vs the parent's 2/3" in manifest.gate.reason
+    assert artifacts.load(root).version == 1  # the promoted one
+    assert artifacts.load(f"{root}@v2").version == 2  # still loadable by number
+    assert artifacts.promote(f"{root}@v2", "looked at it") == 2
+    assert artifacts.load(root).version == 2
+    assert artifacts.rollback(root) == (2, 1)
+    assert artifacts.load(root).version == 1
+    artifacts.rollback(root)
+    with pytest.raises(ArtifactError, match="no promoted version"):
+        artifacts.load(root)
+
+
+def test_a_damaged_version_is_never_promoted(tmp_path, compiled):
+    root = tmp_path / "maze"
+    save(root, compiled, CompileReport())  # no valset: kept for a human
+    (root / "v1" / "actor.json").write_text("{}")
+    with pytest.raises(ArtifactError, match="actor.json"):
+        artifacts.promote(f"{root}@v1")
+    assert artifacts.promoted_stack(root) == []
+
+
+def test_no_credential_is_ever_written(tmp_path, compiled):
+    program, tp = compiled
+    with pytest.raises(UsageError, match="credential"):
+        artifacts.save_artifact(tmp_path / "x", artifacts.components_of(program), tp.report,
+                                lms={"actor": {"model": "openai/gpt-4o-mini", "api_key": "sk-123"}})
+    assert not list((tmp_path / "x").glob("v*"))
+
+
+def test_artifacts_cli(tmp_path, compiled):
+    root = tmp_path / "maze"
+    save(root, compiled)
+    save(root, compiled, CompileReport(before=_metrics([True]), after=_metrics([False])))
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(main, ["artifacts", "list", str(root), "--json"]).output)
+    assert [(r["version"], r["current"], r["gate"]) for r in listed] == [(1, True, True), (2, False, False)]
+    shown = runner.invoke(main, ["artifacts", "show", f"{root}@v2"])
+    assert shown.exit_code == 0 and "worse than the parent" in shown.output
+    diff = json.loads(runner.invoke(main, ["artifacts", "diff", f"{root}@v1", f"{root}@v2"]).output)
+    assert diff["gate"] == [True, False] and "manifest.json" not in diff["files_changed"]
+    assert runner.invoke(main, ["artifacts", "promote", f"{root}@v2"]).exit_code == 0
+    assert "demoted v2; current: v1" in runner.invoke(main, ["artifacts", "rollback", str(root)]).output
+    missing = runner.invoke(main, ["artifacts", "list", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "purpose-dspy compile" in missing.output
+
+
+PREDICT = textwrap.dedent("""
+    import json, sys
+    from purpose_dspy import load, make_env
+    from purpose_dspy.lm import build_role_lms, load_lm_config
+    from purpose_dspy.types import Task
+    import dspy
+    agent = load(sys.argv[1])
+    lms = build_role_lms(load_lm_config(model="local/smollm2-135m", cache=False))
+    env = make_env("treasure-maze")
+    out = []
+    for seed in (200, 201):
+        state = env.reset(Task(env_id="treasure-maze", seed=seed, split="test"))
+        with dspy.context(lm=lms["actor"], adapter=dspy.JSONAdapter()):
+            pred = agent.program.actor(purpose=env.purpose, state=state)
+        out.append([pred.action, pred.thought])
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.local_lm
+def test_a_loaded_artifact_predicts_exactly_what_the_compiled_program_did_in_a_new_process(tmp_path, compiled, local_lms):
+    """Compile -> save -> load in another process: identical predictions from the real model, cache off."""
+    program, _ = compiled
+    save(tmp_path / "maze", compiled)
+    env = make_env("treasure-maze")
+    here = []
+    from purpose_dspy.types import Task
+
+    for seed in (200, 201):
+        state = env.reset(Task(env_id="treasure-maze", seed=seed, split="test"))
+        with dspy.context(lm=local_lms["actor"], adapter=dspy.JSONAdapter()):
+            pred = program.actor(purpose=env.purpose, state=state)
+        here.append([pred.action, pred.thought])
+    done = subprocess.run([sys.executable, "-c", PREDICT, str(tmp_path / "maze")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == here
