@@ -1,0 +1,468 @@
+"""DSPy's own optimizers against PurposeTeleprompter: one task set, same LM, seeds and LM-call budget.
+
+Every arm compiles a `PurposeAgent` on the first `--train` train seeds (PurposeTeleprompter also
+uses the first `--dev` dev seeds as its valset), then runs it on the first `--test` test seeds,
+temperature 0, no exploration, a fresh Φ store per arm. What each arm's actor sees per call:
+
+- zero-shot             `PurposeAgent()` as is: no demos (critic: none).
+- labeled-few-shot      `dspy.LabeledFewShot(k)` on step examples from the environment's GOLD paths
+                        (train seeds, replayed, detours cut; treasure-maze: a BFS shortest path; a task
+                        set with neither skips the arm with a note). It fixes k demos for the
+                        `act` predictor, and every call shows all k (`demos_per_call = k`, DSPy's
+                        behaviour); only their order differs: our Actor puts the most similar first.
+                        Critic: none. 0 compile LM calls.
+- bootstrap-few-shot    `dspy.BootstrapFewShot(metric=task success, max_bootstrapped_demos=k,
+                        max_labeled_demos=0, max_rounds=1)` on an episode-level program whose
+                        forward(task) runs one whole episode with our Orchestrator. DSPy traces every
+                        `actor.act` and `critic.judge` call of the episode; from each successful episode
+                        it keeps ONE trace per predictor (a random earlier call or the last one) and
+                        stops after k successful episodes. Actor and critic then show all their (<= k)
+                        demos on every call. Labeled demos are off: an episode-level example has no
+                        per-step labels. One round: our Orchestrator pins each role's LM, so DSPy's
+                        round > 0 (temperature 1.0 on `settings.lm`) would not reach the calls.
+                        Budget: each episode may spend what is left of `--budget` (it can overshoot by
+                        less than one step's calls, as PurposeTeleprompter's rollouts can); once it is
+                        spent, the remaining train examples return success=False without an LM call.
+- knn-few-shot          `dspy.KNNFewShot(k, gold step examples, dspy.Embedder(<local hashed words +
+                        word pairs>), max_bootstrapped_demos=0, max_labeled_demos=k)` on the `act`
+                        predictor: each call retrieves the k nearest gold steps (on all `Act` inputs)
+                        and shows them, in BootstrapFewShot's sampled order. Restricted on purpose:
+                        KNNFewShot runs a BootstrapFewShot on every forward call; with bootstrapping on
+                        that is up to k extra LM calls per actor call at TEST time, outside any compile
+                        budget, so here it only retrieves labeled demos. Critic: none. 0 compile calls.
+- purpose-teleprompter  `PurposeTeleprompter(lms, CompileConfig(max_lm_calls=budget, demos_per_call=k,
+                        distill=False))`: the k nearest of its pool of steps from its own successful
+                        rollouts; critic: its 2 nearest meta-judge-kept calibration demos. Distillation
+                        is off because memory cards are not used by this evaluation; its budget includes
+                        the before/after valset evaluations (measurement, not learning; see `phases`).
+
+The two gold arms use oracle labels the other arms never see. The critic runs in every arm's
+episodes (about one call per step) but only the actor decides what happens, so success differences
+come from the actor's demos. LM calls count every call a trace records; tokens are prompt +
+completion; DSPy's response cache is off unless `--cache` (so seconds are real). The budget caps
+each compile; an arm may spend less (`compile calls`). `--rule-lm` swaps in tests/rule_lm.py's
+rule-following engine: a smoke test of the plumbing, NOT a measurement.
+
+    python benchmarks/optimizers.py --taskset tasksets/twx-coin.toml --train 8 --dev 4 --test 10 --budget 360 --out optimizers.json
+    python benchmarks/optimizers.py --taskset tasksets/treasure-maze.toml --train 3 --dev 2 --test 3 --budget 60 --rule-lm --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import contextvars
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import dspy  # noqa: E402
+import numpy as np  # noqa: E402
+
+from purpose_dspy import make_env  # noqa: E402
+from purpose_dspy.compile_job import COMPILE_ROLES, evaluate_program  # noqa: E402
+from purpose_dspy.config import RunConfig  # noqa: E402
+from purpose_dspy.environments.treasure_maze import MOVES, TreasureMaze  # noqa: E402
+from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
+from purpose_dspy.orchestrator import Orchestrator, render_history  # noqa: E402
+from purpose_dspy.programs import PurposeAgent  # noqa: E402
+from purpose_dspy.rollouts import LMBudget  # noqa: E402
+from purpose_dspy.safeguards import PhiStore  # noqa: E402
+from purpose_dspy.signatures.act import Act  # noqa: E402
+from purpose_dspy.tasksets import TaskSet, load_taskset  # noqa: E402
+from purpose_dspy.teleprompter import CompileConfig, PurposeTeleprompter, loop_erased, task_examples  # noqa: E402
+from purpose_dspy.types import Action, PurposeScore, RunResult, Task, Trajectory, Transition  # noqa: E402
+
+ARMS = ("zero-shot", "labeled-few-shot", "bootstrap-few-shot", "knn-few-shot", "purpose-teleprompter")
+ACT_INPUTS = ("purpose", "observation", "history", "valid_actions", "experience")
+
+
+class Skipped(Exception):
+    """An arm cannot run on this task set (the reason goes into the report)."""
+
+
+# -- gold step examples (labeled-few-shot, knn-few-shot) -------------------------------------------
+def gold_path(env: Any) -> list[str]:
+    """The environment's gold actions for the task just reset; treasure-maze: a BFS shortest path."""
+    if hasattr(env, "gold_actions"):
+        return env.gold_actions()
+    if isinstance(env, TreasureMaze):
+        return maze_shortest_path(env)
+    raise Skipped(f"{env.env_id} has no gold paths (and no shortest-path helper here)")
+
+
+def maze_shortest_path(maze: TreasureMaze) -> list[str]:
+    """Moves from the start to the treasure (benchmark-only: reads the maze's layout)."""
+    start, parent = maze._pos, {maze._pos: None}
+    queue = deque([start])
+    while queue:
+        cell = queue.popleft()
+        if cell == maze._treasure:
+            break
+        for move, (dr, dc) in MOVES.items():
+            nxt = (cell[0] + dr, cell[1] + dc)
+            if nxt not in parent and maze._open(nxt):
+                parent[nxt] = (cell, move)
+                queue.append(nxt)
+    path, cell = [], maze._treasure
+    while parent[cell] is not None:
+        cell, move = parent[cell]
+        path.append(move)
+    return path[::-1]
+
+
+def gold_examples(taskset: TaskSet, tasks: list[Task]) -> tuple[list[dspy.Example], dict[str, int]]:
+    """One `Act` example per gold step, replayed in the environment so each has its real state and history.
+
+    Gold actions the actor is never offered (TextWorldExpress's 'look around') are taken but make no
+    demo. Detours back to an earlier state are cut out (`loop_erased`, as PurposeTeleprompter does
+    with its own successes): TextWorldExpress coin's gold path sometimes wanders west and east again.
+    """
+    config, examples = RunConfig(), []
+    counts = {"tasks": len(tasks), "solved_by_gold": 0, "off_list_actions": 0, "detour_steps_cut": 0}
+    env = make_env(taskset.env)
+    try:
+        for task in tasks:
+            state = env.reset(task)
+            trajectory = Trajectory(purpose=taskset.purpose_for(env.purpose), task=task)
+            for action in gold_path(env):
+                after = env.step(action)
+                if action not in state.valid_actions:
+                    counts["off_list_actions"] += 1
+                else:
+                    trajectory.steps.append(Transition(
+                        index=len(trajectory.steps), before=state, action=Action(text=action), after=after,
+                        score=PurposeScore.unscored(0.0, "gold replay")))
+                state = after
+            if not state.success:  # only paths that really solve the task become demos
+                continue
+            counts["solved_by_gold"] += 1
+            path = loop_erased(trajectory)
+            counts["detour_steps_cut"] += len(trajectory.steps) - len(path)
+            for i, step in enumerate(path):
+                examples.append(dspy.Example(
+                    purpose=trajectory.purpose, observation=step.before.observation,
+                    history=render_history(path[:i], config.history_window, config.observation_chars) or "(none yet)",
+                    valid_actions=list(step.before.valid_actions), experience="(none)",
+                    thought=f"'{step.action.text}' is the next step of a known solution from this state.",
+                    action=step.action.text,
+                ).with_inputs(*ACT_INPUTS))
+    finally:
+        env.close()
+    counts["examples"] = len(examples)
+    return examples, counts
+
+
+# -- the actor's `act` as a module DSPy can compile ------------------------------------------------
+# Actor passes `signature` (action constrained to the valid ones), `config` (the retry's temperature)
+# and `demos` to its predictor. KNNFewShot embeds every keyword it is called with, so these travel
+# beside the call instead of through it.
+_CALL_OPTIONS: contextvars.ContextVar[dict] = contextvars.ContextVar("call_options", default={})
+
+
+class ActStep(dspy.Module):
+    """The actor's `act` predictor alone: what LabeledFewShot and KNNFewShot compile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act = dspy.Predict(Act)
+
+    def forward(self, **inputs: Any) -> dspy.Prediction:
+        return self.act(**inputs, **_CALL_OPTIONS.get())
+
+
+class KNNAct:
+    """Stands in for `actor.act`: every call goes through the KNNFewShot-compiled `ActStep`.
+
+    It has no pool of its own (`demos` is empty, so the Actor adds none); the retrieved demos are the
+    call's only demos. DSPy prints a line and draws a progress bar per call; both are swallowed.
+    """
+
+    signature = Act
+    demos: list = []
+
+    def __init__(self, program: dspy.Module) -> None:
+        self.program = program
+
+    def __call__(self, *, signature: Any = Act, config: dict | None = None, demos: list | None = None, **inputs: Any):
+        token = _CALL_OPTIONS.set({"signature": signature, "config": config or {}})
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return self.program(**inputs)
+        finally:
+            _CALL_OPTIONS.reset(token)
+
+
+def hashed_embedding(texts: list[str], dim: int = 1024) -> np.ndarray:
+    """Local, deterministic text vectors: words and adjacent word pairs hashed into `dim` counts, L2-normalised."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        words = re.findall(r"[^\W_]+", text.lower())
+        for feature in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
+            out[row, int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little") % dim] += 1.0
+        norm = np.linalg.norm(out[row])
+        if norm:
+            out[row] /= norm
+    return out
+
+
+# -- one episode as a DSPy program (bootstrap-few-shot) --------------------------------------------
+class EpisodeRunner:
+    """What an episode needs and DSPy must not copy: the LMs, one environment (a JVM for
+    TextWorldExpress), the Φ store and the budget. Teleprompters deep-copy programs; this is shared."""
+
+    def __init__(self, taskset: TaskSet, lms: dict, budget: LMBudget) -> None:
+        self.taskset, self.lms, self.budget = taskset, lms, budget
+        self.env, self.phi_store, self.results = None, PhiStore(), []
+
+    def __deepcopy__(self, memo: dict) -> EpisodeRunner:
+        return self
+
+    def run(self, agent: PurposeAgent, task: Task, purpose: str) -> RunResult | None:
+        remaining = self.budget.remaining
+        if remaining == 0:
+            self.budget.ran_out = True
+            return None
+        self.env = self.env or make_env(task.env_id)
+        config = RunConfig(max_steps=self.taskset.max_steps, max_lm_calls=remaining)
+        result = Orchestrator(agent, self.lms, config, phi_store=self.phi_store).run(self.env, task, purpose)
+        self.budget.charge(len(result.trajectory.lm_calls))
+        self.budget.ran_out |= result.trajectory.stop_reason == "lm_budget"
+        self.results.append(result)
+        return result
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+        self.phi_store.close()
+
+
+class Episode(dspy.Module):
+    """forward(task, purpose) runs one whole episode; the agent's predictor calls land in DSPy's trace."""
+
+    def __init__(self, runner: EpisodeRunner) -> None:
+        super().__init__()
+        self.agent = PurposeAgent()
+        self.runner = runner
+
+    def forward(self, task: Task, purpose: str) -> dspy.Prediction:
+        result = self.runner.run(self.agent, task, purpose)
+        return dspy.Prediction(success=bool(result and result.trajectory.success), ran=result is not None)
+
+
+# -- the arms: each returns (program, compile facts) -----------------------------------------------
+def zero_shot(b: Bench) -> tuple[PurposeAgent, dict]:
+    return PurposeAgent(), {"actor_sees": "no demos", "critic_sees": "no demos"}
+
+
+def labeled_few_shot(b: Bench) -> tuple[PurposeAgent, dict]:
+    examples, counts = gold_examples(b.taskset, b.train)
+    if not examples:
+        raise Skipped("no gold step examples to label with")
+    step = dspy.LabeledFewShot(k=b.args.k).compile(ActStep(), trainset=examples)
+    program = PurposeAgent()
+    program.actor.act.demos = list(step.act.demos)
+    program.actor.demos_per_call = len(step.act.demos)  # all k fixed demos on every call, as in DSPy
+    return program, {"gold": counts, "actor_demos": len(step.act.demos),
+                     "actor_sees": f"all {len(step.act.demos)} fixed gold demos (most similar first)",
+                     "critic_sees": "no demos"}
+
+
+def bootstrap_few_shot(b: Bench) -> tuple[PurposeAgent, dict]:
+    budget = LMBudget(b.args.budget)
+    runner = EpisodeRunner(b.taskset, b.lms, budget)
+    optimizer = dspy.BootstrapFewShot(metric=lambda example, pred, trace=None: pred.success,
+                                      max_bootstrapped_demos=b.args.k, max_labeled_demos=0, max_rounds=1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # DSPy prints its summary; keep stdout for --json
+            compiled = optimizer.compile(Episode(runner), trainset=b.examples(b.train))
+    finally:
+        runner.close()
+    program = compiled.agent
+    program.actor.demos_per_call = len(program.actor.act.demos)  # DSPy shows every demo it kept
+    program.critic.demos_per_call = len(program.critic.judge.demos)
+    calls = [c for r in runner.results for c in r.trajectory.lm_calls]
+    return program, {
+        "lm_calls": len(calls), "tokens": sum(c.tokens for c in calls),
+        "episodes": len(runner.results), "successes": sum(r.trajectory.success for r in runner.results),
+        "budget_exhausted": budget.ran_out,
+        "actor_demos": len(program.actor.act.demos), "critic_demos": len(program.critic.judge.demos),
+        "actor_sees": _shown(len(program.actor.act.demos),
+                             "all {n} bootstrapped demos (one step per successful episode)"),
+        "critic_sees": _shown(len(program.critic.judge.demos), "all {n} bootstrapped demos"),
+    }
+
+
+def knn_few_shot(b: Bench) -> tuple[PurposeAgent, dict]:
+    examples, counts = gold_examples(b.taskset, b.train)
+    if not examples:
+        raise Skipped("no gold step examples to retrieve from")
+    vectorizer = dspy.Embedder(hashed_embedding, caching=False)
+    optimizer = dspy.KNNFewShot(b.args.k, examples, vectorizer, max_bootstrapped_demos=0, max_labeled_demos=b.args.k)
+    program = PurposeAgent()
+    program.actor.act = KNNAct(optimizer.compile(ActStep()))
+    return program, {"gold": counts, "knn_mode": "retrieval of labeled gold demos only (max_bootstrapped_demos=0): "
+                     "with bootstrapping, KNNFewShot would spend up to k LM calls per actor call at test time",
+                     "actor_sees": f"the {b.args.k} nearest gold demos (hashed word + pair vectors, all Act inputs)",
+                     "critic_sees": "no demos"}
+
+
+def purpose_teleprompter(b: Bench) -> tuple[PurposeAgent, dict]:
+    config = CompileConfig(max_lm_calls=b.args.budget, seed=b.args.seed, demos_per_call=b.args.k, distill=False,
+                           progress=b.progress)
+    teleprompter = PurposeTeleprompter(b.lms, config)
+    program = teleprompter.compile(PurposeAgent(), trainset=b.examples(b.train), valset=b.examples(b.dev))
+    report = teleprompter.report
+    return program, {
+        "lm_calls": report.lm_calls, "tokens": report.tokens, "budget_exhausted": report.budget_exhausted,
+        "phases": report.phases, "judge": report.judge,
+        "train_successes": report.train.successes if report.train else None,
+        "valset_before": report.before.row() if report.before else None,
+        "valset_after": report.after.row() if report.after else None,
+        "actor_demos": len(program.actor.act.demos), "critic_demos": len(program.critic.judge.demos),
+        "actor_sees": _shown(len(program.actor.act.demos),
+                             f"the {b.args.k} nearest of {{n}} pool demos from its own successes"),
+        "critic_sees": _shown(len(program.critic.judge.demos),
+                              f"the {program.critic.demos_per_call} nearest of {{n}} kept calibration demos"),
+    }
+
+
+def _shown(n: int, text: str) -> str:
+    return text.format(n=n) if n else "no demos (none found)"
+
+
+COMPILERS: dict[str, Callable[[Bench], tuple[PurposeAgent, dict]]] = {
+    "zero-shot": zero_shot, "labeled-few-shot": labeled_few_shot, "bootstrap-few-shot": bootstrap_few_shot,
+    "knn-few-shot": knn_few_shot, "purpose-teleprompter": purpose_teleprompter,
+}
+
+
+class Bench:
+    """What every arm shares: the task set, its splits, the LMs and the flags."""
+
+    def __init__(self, args: argparse.Namespace, lms: dict) -> None:
+        self.args, self.lms = args, lms
+        self.taskset = load_taskset(args.taskset)
+        if args.max_steps:  # a shorter step limit for every arm (failed episodes dominate the time)
+            self.taskset = self.taskset.model_copy(update={"max_steps": args.max_steps})
+        self.train = self.taskset.tasks("train")[: args.train]
+        self.dev = self.taskset.tasks("dev")[: args.dev] if args.dev else []
+        self.progress = sys.stderr.isatty()
+
+    def examples(self, tasks: list[Task]) -> list[dspy.Example]:
+        return task_examples(tasks, purpose=self.taskset.purpose, max_steps=self.taskset.max_steps)
+
+
+def run_arm(b: Bench, arm: str) -> dict:
+    """Compile, then evaluate on the test seeds; a Skipped arm reports why."""
+    started = time.perf_counter()
+    try:
+        program, facts = COMPILERS[arm](b)
+    except Skipped as why:
+        return {"arm": arm, "skipped": str(why)}
+    compile_seconds = round(time.perf_counter() - started, 1)
+    spent = {"lm_calls": facts.pop("lm_calls", 0), "tokens": facts.pop("tokens", 0), "seconds": compile_seconds}
+    started = time.perf_counter()
+    test = evaluate_program(program, b.taskset, "test", lms=b.lms, tasks=b.args.test, phi_store=PhiStore(),
+                            progress=b.progress)
+    return {
+        "arm": arm, **facts, "compile": spent,
+        "test": {"n": test.n, "successes": test.successes, "success_rate": test.success_rate,
+                 "success_ci": test.success_ci, "mean_steps": test.mean_steps, "mean_phi_gain": test.mean_phi_gain,
+                 "lm_calls": test.lm_calls, "tokens": test.tokens, "seconds": round(time.perf_counter() - started, 1),
+                 "solved_seeds": [t.seed for t in test.tasks if t.success]},
+    }
+
+
+def rule_lms() -> dict:
+    """tests/rule_lm.py's engine behind a real dspy.LM (a plumbing check, not a measurement)."""
+    path = Path(__file__).resolve().parent.parent / "tests" / "rule_lm.py"
+    spec = importlib.util.spec_from_file_location("rule_lm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rule_lms()[0]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--taskset", default="tasksets/twx-coin.toml")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
+    parser.add_argument("--train", type=int, default=8, help="first N train seeds (every arm)")
+    parser.add_argument("--dev", type=int, default=4, help="first N dev seeds (PurposeTeleprompter's valset)")
+    parser.add_argument("--test", type=int, default=10, help="first N test seeds (every arm's evaluation)")
+    parser.add_argument("--budget", type=int, default=360, help="LM calls per compile, the same cap for every arm")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the task set's step limit (every arm)")
+    parser.add_argument("--k", type=int, default=3, help="demos per actor call (LabeledFewShot k, KNN k, bootstraps)")
+    parser.add_argument("--seed", type=int, default=0, help="PurposeTeleprompter's exploration seed")
+    parser.add_argument("--lm", default=None, help="LM for every role (default: the embedded local model)")
+    parser.add_argument("--api-base", default=None)
+    parser.add_argument("--cache", action="store_true", help="use DSPy's response cache (off: seconds stay honest)")
+    parser.add_argument("--rule-lm", action="store_true", help="tests/rule_lm.py's engine: a smoke, not a measurement")
+    parser.add_argument("--out", default=None, help="write the JSON report here, rewritten after every arm")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+
+    lms = rule_lms() if args.rule_lm else build_role_lms(
+        load_lm_config(model=args.lm, api_base=args.api_base, cache=args.cache), roles=COMPILE_ROLES)
+    b = Bench(args, lms)
+    report: dict[str, Any] = {
+        "command": shlex.join(["python", "benchmarks/optimizers.py", *(sys.argv[1:] if argv is None else argv)]),
+        "measurement": not args.rule_lm, "taskset": b.taskset.name, "max_steps": b.taskset.max_steps, "env": b.taskset.env,
+        "lm": lms["actor"].model, "train": len(b.train), "dev": len(b.dev), "test": args.test,
+        "budget": args.budget, "k": args.k, "seed": args.seed, "arms": [],
+    }
+    started = time.perf_counter()
+    for arm in arms:
+        print(f"[{arm}] compiling and evaluating...", file=sys.stderr)
+        report["arms"].append(run_arm(b, arm))
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        if args.out:  # after every arm: a long run that is stopped keeps the arms it finished
+            Path(args.out + ".tmp").write_text(json.dumps(report, indent=1))
+            os.replace(args.out + ".tmp", args.out)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_table(report)
+    return report
+
+
+def print_table(report: dict) -> None:
+    if not report["measurement"]:
+        print("SMOKE RUN with the rule LM (tests/rule_lm.py): checks the plumbing, NOT a measurement")
+    print(f"optimizers on {report['taskset']}: train {report['train']}, dev {report['dev']}, test {report['test']} "
+          f"seeds; budget {report['budget']} LM calls per compile; k {report['k']}; LM {report['lm']}")
+    print(f"  {report['command']}")
+    print(f"{'arm':22}{'test success':>13}{'95% CI':>14}{'compile calls':>14}{'tokens':>9}{'eval calls':>11}"
+          f"{'tokens':>9}{'compile s':>10}{'eval s':>8}")
+    for row in report["arms"]:
+        if "skipped" in row:
+            print(f"{row['arm']:22}  skipped: {row['skipped']}")
+            continue
+        t, c = row["test"], row["compile"]
+        lo, hi = t["success_ci"]
+        print(f"{row['arm']:22}{t['successes']:>9}/{t['n']:<3}{f'[{lo:.0%}, {hi:.0%}]':>14}{c['lm_calls']:>14}"
+              f"{c['tokens']:>9}{t['lm_calls']:>11}{t['tokens']:>9}{c['seconds']:>10}{t['seconds']:>8}")
+    for row in report["arms"]:
+        if "skipped" not in row:
+            print(f"  {row['arm']}: actor sees {row['actor_sees']}; critic sees {row['critic_sees']}"
+                  + ("; compile budget ran out" if row.get("budget_exhausted") else ""))
+    print(f"{report['seconds']} s in all")
+
+
+if __name__ == "__main__":
+    main()
