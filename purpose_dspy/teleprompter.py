@@ -287,7 +287,8 @@ class PurposeTeleprompter(Teleprompter):
                 verdicts.append((traj, i, ckpt.get(key)))
             # The self-taught evaluator plants wrong judgments next to kept ones; can the judge tell?
             planted = []
-            kept_steps = [(t, i) for t, i, v in verdicts if v["keep"]]
+            # Plant next to judgments Python's checks pass (the LM's own keep may be rare on a small model).
+            kept_steps = [(t, i) for t, i, v in verdicts if all(v["checks"].values())]
             for n, (traj, i) in enumerate(kept_steps[: cfg.contrast_pairs]):
                 key = f"contrast/{traj.id}/{i}"
                 if key not in ckpt:
