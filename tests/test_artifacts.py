@@ -216,3 +216,13 @@ def test_a_loaded_artifact_predicts_exactly_what_the_compiled_program_did_in_a_n
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == here
+
+
+def test_eval_runs_an_artifact_on_the_task_set_it_carries(tmp_path, compiled):
+    from purpose_dspy.compile_job import evaluate_artifact
+
+    save(tmp_path / "maze", compiled)
+    lms, engine = rule_lms()
+    agent, metrics = evaluate_artifact(tmp_path / "maze", "test", lms=lms, tasks=2, progress=False)
+    assert agent.version == 1 and metrics.n == 2 and [t.seed for t in metrics.tasks] == list(TS.splits["test"][:2])
+    assert metrics.lm_calls == sum(engine.calls.values()) > 0
