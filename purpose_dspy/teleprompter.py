@@ -211,7 +211,6 @@ class PurposeTeleprompter(Teleprompter):
         tasks = [self._task(e) for e in examples]
         max_steps = int(examples[0].get("max_steps", 20))
         purpose = str(examples[0].get("purpose", "{env_purpose}"))
-        calls_before = budget.spent
         results = run_tasks(
             agent, tasks, lms=self.lms, max_steps=max_steps, purpose=purpose, explore=explore, seed=self.config.seed,
             num_threads=self.config.num_threads, budget=budget, phi_store=phi_store,
@@ -221,7 +220,7 @@ class PurposeTeleprompter(Teleprompter):
             **({"make_environment": self.make_environment} if self.make_environment else {}),
         )
         done = [r for r in results if r is not None]
-        self._account(phase, [c for r in done for c in r.trajectory.lm_calls], calls_before, budget)
+        self._account(phase, [c for r in done for c in r.trajectory.lm_calls], budget)
         return done
 
     def _evaluate(self, phase: str, agent: PurposeAgent, valset: list[dspy.Example], budget: LMBudget,
@@ -266,7 +265,6 @@ class PurposeTeleprompter(Teleprompter):
         sample = _interleave(rising, flat)[: cfg.judge_sample]
         judge_lm = self.lms.get("judge", self.lms["critic"])
         calls: list[LMCall] = []
-        calls_before = budget.spent
 
         def remaining() -> bool:
             if budget.remaining is None or budget.remaining - len(calls) > 0:
@@ -305,7 +303,7 @@ class PurposeTeleprompter(Teleprompter):
                 else:
                     budget.charge(ckpt.get(key)["lm_calls"])
                 planted.append(ckpt.get(key))
-        self._account("judge", calls, calls_before, budget)
+        self._account("judge", calls, budget)
         rate = discrimination([(True, p["keep"]) for p in planted])
         trusted = rate is not None and rate >= cfg.min_judge_discrimination
         kept, failures = [], []
@@ -361,7 +359,6 @@ class PurposeTeleprompter(Teleprompter):
         winners = [t for t in trajectories if t.success]
         experience = Experience(None)
         calls: list[LMCall] = []
-        calls_before = budget.spent
         try:
             for card in failures:
                 experience.ci.propose(card)
@@ -374,13 +371,13 @@ class PurposeTeleprompter(Teleprompter):
             cards = [c.model_dump(mode="json") for c in experience.memory.cards() if c.status not in ("quarantined", "retired")]
         finally:
             experience.close()
-        self._account("memory", calls, calls_before, budget)
+        self._account("memory", calls, budget)
         logger.info("memory: %d cards in the snapshot (%d failure patterns)", len(cards), len(failures))
         ckpt.put("memory", {"cards": cards, "lm_calls": len(calls)})
         return cards
 
     # -- bookkeeping ---------------------------------------------------------------------------
-    def _account(self, phase: str, calls: list[LMCall], calls_before: int, budget: LMBudget) -> None:
+    def _account(self, phase: str, calls: list[LMCall], budget: LMBudget) -> None:
         if phase in ("judge", "memory"):
             budget.charge(len(calls))
         entry = self.report.phases.setdefault(phase, {"lm_calls": 0, "tokens": 0, "seconds": 0.0})
