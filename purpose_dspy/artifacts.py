@@ -421,10 +421,11 @@ def verify(directory: str | Path, components: dict[str, dspy.Module] | None = No
 
 
 def _fresh_components(manifest: Manifest) -> dict[str, dspy.Module]:
+    from purpose_dspy.programs.editor import Editor
     from purpose_dspy.programs.meta_judge import MetaJudge
 
     fresh = PurposeAgent()
-    known: dict[str, Any] = {"actor": fresh.actor, "critic": fresh.critic, "judge": MetaJudge()}
+    known: dict[str, Any] = {"actor": fresh.actor, "critic": fresh.critic, "judge": MetaJudge(), "editor": Editor()}
     missing = set(manifest.components) - set(known)
     if missing:
         raise ArtifactError(f"this purpose-dspy does not know component(s) {sorted(missing)}; upgrade it to load this artifact")
@@ -447,7 +448,7 @@ def _check_fingerprints(directory: Path, manifest: Manifest, components: dict[st
 class CompiledAgent:
     """A loaded artifact: the compiled program plus its manifest, ready to run."""
 
-    def __init__(self, path: Path, manifest: Manifest, program: PurposeAgent, components: dict[str, dspy.Module],
+    def __init__(self, path: Path, manifest: Manifest, program: dspy.Module, components: dict[str, dspy.Module],
                  memory_cards: list[dict[str, Any]], taskset_toml: bytes | None) -> None:
         self.path, self.manifest, self.program, self.components = path, manifest, program, components
         self.memory_cards = memory_cards
@@ -457,10 +458,16 @@ class CompiledAgent:
     def version(self) -> int:
         return self.manifest.version
 
-    def build_lms(self, roles: tuple[str, ...] = ("actor", "critic")) -> dict[str, Any]:
+    @property
+    def is_editor(self) -> bool:
+        """An editor artifact (`edit`), not an agent one (`run`)."""
+        return "editor" in self.components and "actor" not in self.components
+
+    def build_lms(self, roles: tuple[str, ...] | None = None) -> dict[str, Any]:
         """The LMs the artifact was compiled with (keys come from the environment, as always)."""
         from purpose_dspy.lm import LMSpec, build_lm
 
+        roles = roles or (("editor",) if self.is_editor else ("actor", "critic"))
         out = {}
         for role in roles:
             spec = self.manifest.lms.get(role) or self.manifest.lms.get("actor") or {}
@@ -474,6 +481,8 @@ class CompiledAgent:
         from purpose_dspy.orchestrator import Orchestrator
         from purpose_dspy.types import Task
 
+        if self.is_editor:
+            raise UsageError(f"{self.path} is a compiled editor: call .edit(task), not .run(purpose, env)")
         ts = self.manifest.taskset
         if task is None:
             task = Task(env_id=getattr(env, "env_id", ts.get("env", "treasure-maze")), seed=0, split="test",
@@ -481,6 +490,15 @@ class CompiledAgent:
         config = config or RunConfig(max_steps=int(ts.get("max_steps") or 20))
         return Orchestrator(self.program, lms or self.build_lms(), config, experience=experience).run(
             env, task, purpose if purpose is not None else ts.get("purpose"))
+
+
+    def edit(self, task: Any, *, archive: Any = None, lm: Any = None, learn: bool = True) -> Any:
+        """One writing task (a `WritingTask` or a request in words) with the compiled editor; see `editing.edit`."""
+        from purpose_dspy.editing import edit
+
+        if not self.is_editor:
+            raise UsageError(f"{self.path} is a compiled agent: call .run(purpose, env), not .edit(task)")
+        return edit(task, lm=lm or self.build_lms()["editor"], editor=self.program, archive=archive, learn=learn)
 
 
 def load(ref: str | Path) -> CompiledAgent:
@@ -508,7 +526,12 @@ def load(ref: str | Path) -> CompiledAgent:
             raise ArtifactError(f"{directory}/{name}.json does not fit {type(module).__name__}: {exc}; recompile") from exc
         for _, pred in module.named_predictors():  # DSPy restores demos as dicts; make them Examples again
             pred.demos = [dspy.Example(**d) if isinstance(d, dict) else d for d in pred.demos]
-    program = PurposeAgent(actor=components["actor"], critic=components["critic"])
+    if "actor" in components:
+        program: dspy.Module = PurposeAgent(actor=components["actor"], critic=components["critic"])
+    elif "editor" in components:
+        program = components["editor"]
+    else:
+        raise ArtifactError(f"{directory} holds neither an agent (actor, critic) nor an editor; recompile")
     program._compiled = True
     memory = json.loads(blobs["memory.json"]).get("cards", []) if "memory.json" in blobs else []
     return CompiledAgent(directory, manifest, program, components, memory, blobs.get("taskset.toml"))

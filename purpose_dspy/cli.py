@@ -361,6 +361,8 @@ def _print_summary(s: dict[str, Any]) -> None:
 
 
 from purpose_dspy import cli_compile  # noqa: E402,F401 - registers compile, eval, demo and artifacts on `main`
+from purpose_dspy import cli_archive  # noqa: E402,F401 - registers `archive list|show|remove` on `main`
+from purpose_dspy import cli_edit  # noqa: E402,F401 - registers `edit` on `main`
 
 if __name__ == "__main__":  # pragma: no cover
     main()

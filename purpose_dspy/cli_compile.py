@@ -64,9 +64,15 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
     the parent (the current promoted version, or the zero-shot agent). The new version is promoted
     only if it is not worse on the same dev seeds.
 
+    A writing task set (env "writing:constrained") compiles the editor instead: accepted answers
+    become draft demos, verifier-labelled critiques and score-raising refinements become the
+    critique's and the refiner's demos; success is the editor's gate (every constraint met, composite
+    at the target). --max-steps of the task set is the editor's number of drafts.
+
     \b
     Examples:
       purpose-dspy compile tasksets/treasure-maze.toml --out compiled/treasure-maze
+      purpose-dspy compile tasksets/constrained-writing.toml --out compiled/constrained-writing --train 10 --dev 5
       purpose-dspy compile tasksets/twx-coin.toml --out compiled/twx-coin --max-lm-calls 2000 --json
     """
     from purpose_dspy.compile_job import compile_taskset
@@ -123,13 +129,11 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
       purpose-dspy eval compiled/treasure-maze --split test --json
     """
     from purpose_dspy.compile_job import evaluate_artifact
-    from purpose_dspy.lm import build_role_lms
 
     try:
-        lms = None
-        if model or critic_lm or config_file or api_base:
-            lms = build_role_lms(_lm_config(model, api_base, critic_lm, config_file))
-        agent, metrics = evaluate_artifact(artifact, split, lms=lms, tasks=n_tasks, num_threads=num_threads)  # type: ignore[arg-type]
+        lm_config = _lm_config(model, api_base, critic_lm, config_file) if (model or critic_lm or config_file or api_base) else None
+        agent, metrics = evaluate_artifact(artifact, split, lm_config=lm_config, tasks=n_tasks,  # type: ignore[arg-type]
+                                           num_threads=num_threads)
     except PurposeDspyError as exc:
         _fail(exc)
     if as_json:

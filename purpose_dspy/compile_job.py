@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from purpose_dspy import artifacts
+from purpose_dspy.editing import edit
+from purpose_dspy.editor_teleprompter import EditorTeleprompter, writing_examples
 from purpose_dspy.errors import UsageError
 from purpose_dspy.lm import LMConfig, build_role_lms
 from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.programs.agent import PurposeAgent
+from purpose_dspy.programs.editor import Editor
 from purpose_dspy.rollouts import evaluate
 from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.tasksets import Split, TaskSet, load_taskset, parse_taskset
 from purpose_dspy.teleprompter import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
 from purpose_dspy.types import Role, Task
+from purpose_dspy.writing.tasks import is_writing_env, tasks_of
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,9 @@ def compile_taskset(
     if "dev" not in taskset.splits:
         raise UsageError(f"{taskset_path}: compiling needs a 'dev' split for the promotion gate")
     out = Path(out)
+    if is_writing_env(taskset.env):
+        return _compile_editor(taskset, taskset_path, out, lm_config=lm_config, config=config, run_dir=run_dir,
+                               train=train, dev=dev, lm=(lms or {}).get("editor"))
     parent_version, student = None, PurposeAgent()
     if out.is_dir() and artifacts.promoted_stack(out):
         parent = artifacts.load(out)
@@ -85,6 +92,39 @@ def compile_taskset(
     return CompileOutcome(manifest=manifest, report=teleprompter.report, path=out / f"v{manifest.version}")
 
 
+def _compile_editor(taskset: TaskSet, taskset_path: Path, out: Path, *, lm_config: LMConfig, config: CompileConfig,
+                    run_dir: str | Path | None, train: int | None, dev: int | None, lm: Any) -> CompileOutcome:
+    """The same job for a writing task set: compile an `Editor` (continuing from the promoted one)."""
+    parent_version, student = None, Editor(max_iterations=taskset.max_steps)
+    if out.is_dir() and artifacts.promoted_stack(out):
+        parent = artifacts.load(out)
+        if not parent.is_editor:
+            raise UsageError(f"{out} holds a compiled agent, not an editor; give --out another directory")
+        parent_version, student = parent.version, parent.program
+        logger.info("continuing from the promoted %s/v%d", out, parent_version)
+    lm = lm or build_role_lms(lm_config, roles=("editor",))["editor"]
+    teleprompter = EditorTeleprompter(lm, config, run_dir=run_dir)
+    program = teleprompter.compile(
+        student, trainset=writing_examples(limit(tasks_of(taskset, "train"), train)),
+        valset=writing_examples(limit(tasks_of(taskset, "dev"), dev)),
+    )
+    manifest = artifacts.save_artifact(
+        out, {"editor": program}, teleprompter.report, lms=describe_lms(lm_config, ("editor",)), taskset=taskset,
+        taskset_bytes=taskset_path.read_bytes(), parent_version=parent_version,
+    )
+    return CompileOutcome(manifest=manifest, report=teleprompter.report, path=out / f"v{manifest.version}")
+
+
+def evaluate_editor(editor: Editor, taskset: TaskSet, split: Split, *, lm: Any, tasks: int | None = None,
+                    progress: bool = True) -> SplitMetrics:
+    """The editor on a split, no archive: success = the gate passed (every constraint met, composite at target)."""
+    from tqdm.auto import tqdm
+
+    scores = [edit(t, lm=lm, editor=editor).score()
+              for t in tqdm(limit(tasks_of(taskset, split), tasks), desc=split, unit="task", disable=not progress)]
+    return SplitMetrics.of(split, scores)
+
+
 def taskset_of(agent: artifacts.CompiledAgent) -> TaskSet:
     if agent.taskset_toml is None:
         raise UsageError(f"{agent.path} carries no task set; evaluate it with the library on your own tasks")
@@ -101,9 +141,18 @@ def evaluate_program(
     )
 
 
-def evaluate_artifact(ref: str | Path, split: Split, *, lms: dict[Role, Any] | None = None, tasks: int | None = None,
-                      num_threads: int = 1, progress: bool = True) -> tuple[artifacts.CompiledAgent, SplitMetrics]:
+def evaluate_artifact(ref: str | Path, split: Split, *, lms: dict[Role, Any] | None = None,
+                      lm_config: LMConfig | None = None, tasks: int | None = None, num_threads: int = 1,
+                      progress: bool = True) -> tuple[artifacts.CompiledAgent, SplitMetrics]:
+    """A loaded artifact on `split` of its own task set; LMs: `lms`, else built from `lm_config`, else its own."""
     agent = artifacts.load(ref)
-    metrics = evaluate_program(agent.program, taskset_of(agent), split, lms=lms or agent.build_lms(), tasks=tasks,
+    roles: tuple[Role, ...] = ("editor",) if agent.is_editor else ("actor", "critic")
+    if lms is None and lm_config is not None:
+        lms = build_role_lms(lm_config, roles=roles)
+    lms = lms or agent.build_lms(roles)
+    if agent.is_editor:
+        return agent, evaluate_editor(agent.program, taskset_of(agent), split, lm=lms["editor"], tasks=tasks,
+                                      progress=progress)
+    metrics = evaluate_program(agent.program, taskset_of(agent), split, lms=lms, tasks=tasks,
                                num_threads=num_threads, progress=progress)
     return agent, metrics

@@ -262,7 +262,7 @@ class PurposeTeleprompter(Teleprompter):
         # Balance: transitions where the environment's progress rose, and ones where it did not.
         rising = [c for c in candidates if _progress_delta(*c) > 0]
         flat = [c for c in candidates if _progress_delta(*c) <= 0]
-        sample = _interleave(rising, flat)[: cfg.judge_sample]
+        sample = interleave(rising, flat)[: cfg.judge_sample]
         judge_lm = self.lms.get("judge", self.lms["critic"])
         calls: list[LMCall] = []
 
@@ -328,7 +328,7 @@ class PurposeTeleprompter(Teleprompter):
                     len(verdicts), len(kept), f"{rate:.0%}" if rate is not None else "n/a",
                     "trusted" if trusted else "not trusted: Python checks decide")
         # Calibration demos: alternate rising and non-rising judgments so both ends of the scale show.
-        ordered = _interleave([k for k in kept if k[2].score.delta > 0], [k for k in kept if k[2].score.delta <= 0])
+        ordered = interleave([k for k in kept if k[2].score.delta > 0], [k for k in kept if k[2].score.delta <= 0])
         demos, sources = [], []
         for traj, i, step in ordered[: cfg.max_critic_demos]:
             demo = dspy.Example(
@@ -414,7 +414,7 @@ class PurposeTeleprompter(Teleprompter):
         return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def _interleave(a: list, b: list) -> list:
+def interleave(a: list, b: list) -> list:
     """a0, b0, a1, b1, ... then the rest of the longer list."""
     out = [x for pair in zip(a, b) for x in pair]
     return out + a[len(b):] + b[len(a):]

@@ -4,7 +4,8 @@ It is an lm15 engine behind a real `dspy.LM`, so DSPy's adapter, cache and usage
 reads the fields of the prompt and answers each role by a rule: the actor walks greedily toward the
 treasure of a treasure-maze observation (first open direction when greedy is blocked), the critic
 scores 10 minus the distance to the treasure and quotes the state, the meta-judge keeps everything,
-the flaw writer invents evidence, the distiller proposes nothing. `calls` counts answers by role;
+the flaw writer invents evidence, the distiller proposes nothing; the editor's draft exceeds its word limit
+by one, its refinement meets every constraint (`witness`) and its critique reports Python's measurements. `calls` counts answers by role;
 `interrupt_after` raises KeyboardInterrupt at that call (an interrupted compile).
 """
 
@@ -14,10 +15,11 @@ import json
 import re
 import threading
 from collections import Counter
+from typing import Any
 
 import dspy
 
-_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\Z)", re.S)
+_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nRespond with |\Z)", re.S)
 _POS = re.compile(r"row (\d+), column (\d+)\. The treasure is at row (\d+), column (\d+)")
 _OPEN = re.compile(r"Open directions: ([a-z, ]+)\.")
 STEP = {"north": (-1, 0), "south": (1, 0), "west": (0, -1), "east": (0, 1)}
@@ -34,6 +36,7 @@ class RuleEngine:
     def __init__(self, interrupt_after: int | None = None) -> None:
         self.calls: Counter[str] = Counter()
         self.interrupt_after = interrupt_after
+        self.writing_tasks: dict[str, Any] = {}  # task text -> WritingTask, for the editor roles
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo):  # teleprompters deep-copy modules; share the engine
@@ -43,7 +46,8 @@ class RuleEngine:
         from dspy.lm15 import response_from_openai_chat
 
         text = "\n".join(m.text or "" for m in request.messages)
-        fields = dict(_FIELD.findall(text.split("[[ ## completed ## ]]")[-1]))
+        # The fields of this call are in the last message (earlier ones may be demos).
+        fields = dict(_FIELD.findall((request.messages[-1].text or "").split("[[ ## completed ## ]]")[-1]))
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or [])
         role, answer = self._answer(system, fields)
         with self._lock:
@@ -62,6 +66,8 @@ class RuleEngine:
         if "judgment" in system and "grade" in system:
             g = {k: 4 for k in ("evidence_grounding", "reasoning_coherence", "calibration", "anti_sycophancy", "consistency")}
             return "judge", {"grade": {**g, "verdict": "keep", "explanation": "fine"}}
+        if "constraints_met" in system or "previous_output" in system or "archive_examples" in system:
+            return self._edit(system, f)
         if "strategic_tips" in system:
             return "distiller", {"strategic_tips": [], "procedures": [], "tool_tips": [], "sources": []}
         if "state_before" in system:
@@ -85,7 +91,50 @@ class RuleEngine:
         return "actor", {"thought": "closer", "action": choice}
 
 
+    def _edit(self, system: str, f: dict[str, str]):
+        """Editor roles: drafts one word long on exact counts (so there is something to refine), refines to a
+        witness that meets every constraint, critiques honestly (Python's own measurements)."""
+        from purpose_dspy.writing.constraints import count_sentences, count_words
+
+        task = self.writing_tasks[f["task"].strip()]
+        if "constraints_met" in system:
+            out = f.get("output", "").strip()
+            met = task.check(out)
+            return "critique", {"word_count": count_words(out), "sentence_count": count_sentences(out),
+                                "constraints_met": met, "is_on_brief": True, "has_concrete_detail": True,
+                                "avoids_cliches": True, "overall_score": 9, "critique": " ".join(task.failures(out)) or "Good."}
+        text = witness(task)
+        limit = next((c.max for c in task.constraints if c.kind == "word_count" and c.max), None)
+        if "previous_output" not in system and limit and "\n" not in text:  # a draft one word too long
+            text = text[:-1] + " " + " ".join(["more"] * (limit + 1 - count_words(text))) + text[-1]
+        return ("refine" if "previous_output" in system else "draft"), {"output": text}
+
+
 def rule_lms(engine: RuleEngine | None = None, cache: bool = False) -> tuple[dict, RuleEngine]:
     engine = engine or RuleEngine()
     lm = dspy.LM("local/rule-lm", engine=engine, temperature=0.0, max_tokens=256, cache=cache, num_retries=0)
-    return {"actor": lm, "critic": lm, "judge": lm, "optimizer": lm}, engine
+    return {"actor": lm, "critic": lm, "judge": lm, "optimizer": lm, "editor": lm}, engine
+
+
+def witness(task: WritingTask) -> str:
+    """A text meeting every constraint: required words and filler, cut into the asked sentences or bullets."""
+    by_kind = {c.kind: c for c in task.constraints}
+    fmt = by_kind.get("format")
+    style = fmt.style if fmt else None
+    words = [fmt.word] if style == "starts_with" else []
+    words += [w for phrase in getattr(by_kind.get("required_words"), "words", ()) for w in phrase.split()]
+    sentences = by_kind.get("sentence_count")
+    groups = fmt.items if style == "bullets" else (sentences.min if sentences else 1)
+    title = style == "title"
+    count = by_kind["word_count"]
+    filler = max(0, max(count.min, groups + title) - len(words))
+    words += [f"stone{task.seed}x{i}" for i in range(filler)]  # distinct per task: no two witnesses look copied
+    head, body = (words[:1], words[1:]) if title else ([], words)
+    cuts = [len(body) * i // groups for i in range(groups + 1)]
+    parts = [" ".join(body[a:b]) for a, b in zip(cuts, cuts[1:])]
+    if style == "bullets":
+        return "\n".join(f"- {part}" for part in parts)
+    text = " ".join(f"{part}." for part in parts)
+    if style == "question":
+        text = text[:-1] + "?"
+    return f"{head[0]}\n\n{text}" if title else text

@@ -20,6 +20,7 @@ from purpose_dspy.json_disk import SafeJSONDisk
 EVENT_PREFIX = "event"
 QUEUE_START = 500_000_000_000_000
 """diskcache's first queue number; its keys are "<prefix>-<15 digits>"."""
+_ABSENT = object()
 
 
 class TextKeyDisk(SafeJSONDisk):
@@ -67,9 +68,12 @@ class DiskRecords:
         """Keys starting with `prefix`, sorted (for events: push order, the numbers being fixed-width)."""
         return [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]
 
+    def delete(self, key: str) -> bool:
+        """Remove `key`; False if it was not there."""
+        return self._cache.delete(key)
+
     def push_event(self, value: dict[str, Any]) -> None:
         self._cache.push(value, prefix=EVENT_PREFIX)
-
 
     @contextmanager
     def transact(self) -> Iterator[None]:
@@ -106,6 +110,10 @@ class MemoryRecords:
             return False
         self._records[key] = value
         return True
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._records.pop(key, _ABSENT) is not _ABSENT
 
     def keys(self, prefix: str) -> list[str]:
         with self._lock:  # another thread may be pushing an event

@@ -1,0 +1,224 @@
+"""EditorTeleprompter: compile an `Editor` from its own work on a writing task set's train split.
+
+`compile(student, *, trainset, valset=None)` follows DSPy's contract and never mutates `student`:
+
+1. **before**   the student on the valset, no archive (the paired baseline of the promotion gate);
+2. **train**    the student on the trainset with an archive that grows as it goes, as in use: each
+                task sees the accepted answers to the most similar earlier tasks;
+3. **draft**    accepted answers (the gate passed: every constraint measured as met, composite at the
+                target) become the draft's demo pool, best composite first; each call sees the nearest;
+4. **critique** calibration demos labelled by the verifier: the counts and per-constraint verdicts are
+                what a program measured (never the LM's claim), the critique lists the measured
+                failures; passing and failing outputs alternate, most accurate critiques first;
+5. **refine**   refinements that raised the composite, biggest gain first;
+6. **after**    the compiled editor on the valset, no archive.
+
+The verifier plays the meta-judge's part here: whatever a program can check is checked, and the LM's
+claims are only scored against it (`report.judge`: the critique's claim accuracy). One LM-call budget
+covers everything, the final evaluation's share held back; with `run_dir`, each finished task is
+checkpointed and a rerun of the same compile resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.teleprompt import Teleprompter
+from tqdm.auto import tqdm
+
+from purpose_dspy.checkpoint import Checkpoint
+from purpose_dspy.editing import EditResult, edit
+from purpose_dspy.errors import UsageError
+from purpose_dspy.metrics import SplitMetrics
+from purpose_dspy.programs.editor import Editor
+from purpose_dspy.rollouts import LMBudget
+from purpose_dspy.teleprompter import CompileConfig, CompileReport, DemoSource, interleave
+from purpose_dspy.writing.archive import Archive
+from purpose_dspy.writing.review import Review
+from purpose_dspy.writing.tasks import WritingTask
+
+logger = logging.getLogger(__name__)
+
+
+def writing_examples(tasks: list[WritingTask]) -> list[dspy.Example]:
+    """Writing tasks as `dspy.Example`s, the form `compile(trainset=..., valset=...)` takes."""
+    return [dspy.Example(task=t).with_inputs("task") for t in tasks]
+
+
+class EditorTeleprompter(Teleprompter):
+    """Compiles an `Editor` (draft, critique and refine demo pools) within one LM-call budget."""
+
+    def __init__(self, lm: Any, config: CompileConfig | None = None, *, run_dir: Any = None) -> None:
+        super().__init__()
+        self.lm = lm
+        self.config = config or CompileConfig()
+        self.run_dir = run_dir
+        self.report = CompileReport()
+
+    def compile(self, student: Editor, *, trainset: list[dspy.Example], teacher: Any = None,
+                valset: list[dspy.Example] | None = None, **kwargs: Any) -> Editor:
+        if not trainset:
+            raise UsageError("compile needs a non-empty trainset (dspy.Examples with a `task`; see writing_examples)")
+        started = time.perf_counter()
+        job = self._job_key(student, trainset, valset)
+        job_dir = None if self.run_dir is None else Path(self.run_dir) / job
+        ckpt = Checkpoint(job_dir, job)
+        budget = LMBudget(self.config.max_lm_calls)
+        report = CompileReport(resumed_units=len(ckpt), run_dir=str(job_dir) if job_dir else None)
+        self.report = report
+        per_task = 2 * student.max_iterations  # calls of one task without retries: the unit the budget is checked in
+
+        # 1. the student on the valset: the paired baseline
+        if valset:
+            report.before = self._evaluate("before", student, valset, budget, ckpt, per_task)
+            budget.hold(report.before.lm_calls)  # the final evaluation will cost about as much
+
+        # 2. the student on the trainset, with a growing archive
+        train = self._run("train", student, trainset, budget, ckpt, per_task, archive=Archive(None))
+        report.train = SplitMetrics.of("train", [r.score() for r in train])
+        logger.info("train: %s", report.train.row())
+
+        program = student.deepcopy()
+        # 3-5. demo pools from the train work, labelled by the verifier
+        program.draft.demos, sources = self._draft_demos(train)
+        critique_demos, critique_sources = self._critique_demos(train)
+        program.critique.demos = critique_demos
+        program.refine.demos, refine_sources = self._refine_demos(train)
+        report.demos = sources + critique_sources + refine_sources
+        report.judge = _claim_accuracy(train)
+        logger.info("editor: %d draft, %d critique, %d refine demos; the critique's claims were %s right",
+                    len(program.draft.demos), len(program.critique.demos), len(program.refine.demos),
+                    f"{report.judge['accuracy']:.0%}" if report.judge["accuracy"] is not None else "never")
+
+        # 6. the compiled editor on the valset
+        budget.release()
+        if valset:
+            report.after = self._evaluate("after", program, valset, budget, ckpt, per_task)
+            logger.info("valset before: %s", report.before.row() if report.before else "-")
+            logger.info("valset after:  %s", report.after.row())
+        report.budget_exhausted = budget.ran_out
+        report.lm_calls = budget.spent
+        report.tokens = int(sum(p["tokens"] for p in report.phases.values()))
+        report.seconds = round(time.perf_counter() - started, 2)
+        program._compiled = True
+        return program
+
+    # -- phases --------------------------------------------------------------------------------
+    def _run(self, phase: str, editor: Editor, examples: list[dspy.Example], budget: LMBudget, ckpt: Checkpoint,
+             per_task: int, archive: Archive | None = None) -> list[EditResult]:
+        results = []
+        for example in tqdm(examples, desc=phase, unit="task", disable=not self.config.progress, leave=False):
+            task = _task(example)
+            key = f"{phase}/{task.task_id}"
+            if key in ckpt:
+                result = EditResult.model_validate(ckpt.get(key))
+                if archive is not None and result.passed:  # rebuild the archive as the first run grew it
+                    best = result.rounds[result.best]
+                    archive.admit(task_id=task.task_id, form=task.form, task=task.text(), output=result.output,
+                                  score=best.composite, target=result.target, features=best.features)
+            else:
+                if budget.remaining is not None and budget.remaining < per_task:
+                    budget.ran_out = True
+                    logger.info("%s: LM-call budget spent; %s and later tasks skipped", phase, task.task_id)
+                    break
+                result = edit(task, lm=self.lm, editor=editor, archive=archive, exclude_own=True)
+                ckpt.put(key, result.model_dump(mode="json"))
+            budget.charge(len(result.lm_calls))
+            self._account(phase, result)
+            results.append(result)
+        return results
+
+    def _evaluate(self, phase: str, editor: Editor, valset: list[dspy.Example], budget: LMBudget, ckpt: Checkpoint,
+                  per_task: int) -> SplitMetrics:
+        results = self._run(phase, editor, valset, budget, ckpt, per_task)
+        return SplitMetrics.of(_task(valset[0]).split, [r.score() for r in results])
+
+    def _draft_demos(self, results: list[EditResult]) -> tuple[list[dspy.Example], list[DemoSource]]:
+        accepted = sorted((r for r in results if r.passed), key=lambda r: -r.rounds[r.best].composite)
+        demos, sources = [], []
+        for r in accepted[: self.config.max_actor_demos]:
+            demos.append(dspy.Example(task=r.task, archive_examples="", output=r.output).with_inputs("task", "archive_examples"))
+            sources.append(_source("editor.draft", len(demos) - 1, r, r.best))
+        return demos, sources
+
+    def _critique_demos(self, results: list[EditResult]) -> tuple[list[dspy.Example], list[DemoSource]]:
+        usable = [(r, rv) for r in results for rv in r.rounds if rv.claims is not None and rv.output]
+        usable.sort(key=lambda pair: -(pair[1].claim_accuracy or 0.0))  # stable: task order among equals
+        ordered = interleave([p for p in usable if p[1].constraints_pass], [p for p in usable if not p[1].constraints_pass])
+        demos, sources = [], []
+        for r, rv in ordered[: self.config.max_critic_demos]:
+            demos.append(_verified_critique(r.task, rv))
+            sources.append(_source("editor.critique", len(demos) - 1, r, rv.iteration))
+        return demos, sources
+
+    def _refine_demos(self, results: list[EditResult]) -> tuple[list[dspy.Example], list[DemoSource]]:
+        gains = [(b.composite - a.composite, r, a, b) for r in results for a, b in zip(r.rounds, r.rounds[1:])
+                 if b.composite > a.composite and b.output]
+        gains.sort(key=lambda g: -g[0])
+        demos, sources = [], []
+        for _, r, a, b in gains[: self.config.max_critic_demos]:
+            demos.append(dspy.Example(task=r.task, previous_output=a.output, critique=a.feedback(), output=b.output)
+                         .with_inputs("task", "previous_output", "critique"))
+            sources.append(_source("editor.refine", len(demos) - 1, r, b.iteration))
+        return demos, sources
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _account(self, phase: str, result: EditResult) -> None:
+        entry = self.report.phases.setdefault(phase, {"lm_calls": 0, "tokens": 0, "seconds": 0.0})
+        entry["lm_calls"] += len(result.lm_calls)
+        entry["tokens"] += sum(c.tokens for c in result.lm_calls)
+        entry["seconds"] = round(entry["seconds"] + result.seconds, 2)
+
+    def _job_key(self, student: Editor, trainset: list[dspy.Example], valset: list[dspy.Example] | None) -> str:
+        """Everything that determines the compile's results: a different value means a different job."""
+        job = {
+            "student": student.dump_state(), "rubric": student.rubric.model_dump(), "iterations": student.max_iterations,
+            "train": [_task(e).task_id for e in trainset], "val": [_task(e).task_id for e in valset or []],
+            "tasks": hashlib.sha256("".join(_task(e).text() for e in trainset + (valset or [])).encode()).hexdigest(),
+            "config": self.config.model_dump(exclude={"progress", "num_threads"}),
+            "lm": str(getattr(self.lm, "model", self.lm)),
+        }
+        return "editor-" + hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _task(example: dspy.Example) -> WritingTask:
+    task = example.get("task") if hasattr(example, "get") else None
+    if isinstance(task, dict):
+        task = WritingTask.model_validate(task)
+    if not isinstance(task, WritingTask):
+        raise UsageError("every trainset/valset example needs a `task` (a WritingTask); build them with writing_examples()")
+    return task
+
+
+def _verified_critique(task: str, rv: Review) -> dspy.Example:
+    """A critique demo whose checkable fields are what a program measured, not what the LM claimed."""
+    from purpose_dspy.writing.constraints import count_sentences, count_words
+
+    claims = rv.claims or {}
+    notes = [f"{f}" for f in rv.measured_failures] or ["It meets every constraint as written."]
+    return dspy.Example(
+        task=task, output=rv.output, word_count=count_words(rv.output), sentence_count=count_sentences(rv.output),
+        constraints_met=list(rv.constraints_met), is_on_brief=bool(claims.get("is_on_brief")),
+        has_concrete_detail=bool(claims.get("has_concrete_detail")), avoids_cliches=bool(claims.get("avoids_cliches")),
+        overall_score=min(10, max(1, round(rv.composite))), critique=" ".join(notes),
+    ).with_inputs("task", "output")
+
+
+def _claim_accuracy(results: list[EditResult]) -> dict[str, Any]:
+    checks = [c for r in results for rv in r.rounds for c in rv.checks]
+    right = sum(c.correct for c in checks)
+    return {"verifier": "python", "claims_checked": len(checks), "claims_right": right,
+            "accuracy": round(right / len(checks), 4) if checks else None,
+            "critiques_unusable": sum(rv.critique_error is not None for r in results for rv in r.rounds)}
+
+
+def _source(component: str, index: int, result: EditResult, step: int) -> DemoSource:
+    return DemoSource(component=component, index=index, trajectory_id=f"edit:{result.task_id}", step=step,
+                      task_id=result.task_id)
+

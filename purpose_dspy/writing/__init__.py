@@ -1,0 +1,1 @@
+"""Constrained writing: tasks with machine-checkable constraints, their verifier, the rubric and the archive."""
