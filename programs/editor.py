@@ -36,7 +36,7 @@ class Editor(dspy.Module):
     """Writes for a `WritingTask`: up to `max_iterations` drafts, each critiqued and scored in Python."""
 
     def __init__(self, rubric: Rubric | None = None, max_iterations: int = 3, max_attempts: int = 2,
-                 retry_temperature: float = 0.7, demos_per_call: int = 2) -> None:
+                 retry_temperature: float = 0.7, demos_per_call: int = 2, max_tokens: int = 256) -> None:
         super().__init__()
         self.draft = dspy.Predict(Draft)
         self.critique = dspy.Predict(Critique)
@@ -46,6 +46,9 @@ class Editor(dspy.Module):
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
         self.demos_per_call = demos_per_call
+        # Answers here are short (a tagline to an 80-word placard, or a critique); the cap stops a small
+        # model that starts repeating itself early instead of at the LM's general limit.
+        self.max_tokens = max_tokens
 
     def forward(self, task: WritingTask, examples: Sequence[ArchivedOutput] = (), rubric: Rubric | None = None,
                 max_iterations: int | None = None) -> dspy.Prediction:
@@ -65,6 +68,11 @@ class Editor(dspy.Module):
         return dspy.Prediction(output=best.output, best=best, rounds=rounds)
 
     # -- named steps ---------------------------------------------------------------------------
+    def _config(self, attempt: int) -> dict[str, Any]:
+        """Per-call LM settings: the token cap; a retry samples (a new rollout id, so not a cached repeat)."""
+        config: dict[str, Any] = {"max_tokens": self.max_tokens}
+        return config if attempt == 0 else {**config, "temperature": self.retry_temperature, "rollout_id": attempt}
+
     def _write(self, predictor: dspy.Predict, exclude: Sequence[str] = (), **inputs: str) -> tuple[str, str | None]:
         """Text from `predictor` (draft or refine), retried when empty or unreadable; '' and the reason if not.
 
@@ -74,7 +82,7 @@ class Editor(dspy.Module):
         demos = nearest_demos(pool, inputs["task"], ("task",), self.demos_per_call)
         errors = []
         for attempt in range(self.max_attempts):
-            config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
+            config = self._config(attempt)
             try:
                 text = _clean(predictor(**inputs, config=config, demos=demos).output)
             except AdapterParseError as exc:
@@ -93,7 +101,7 @@ class Editor(dspy.Module):
         if output:
             demos = nearest_demos(self.critique.demos, task.text(), ("task",), self.demos_per_call)
             for attempt in range(self.max_attempts):
-                config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
+                config = self._config(attempt)
                 try:
                     pred = self.critique(task=task.text(), output=output, config=config, demos=demos)
                     claims = _claims(pred)
