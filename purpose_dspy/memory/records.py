@@ -14,6 +14,8 @@ from typing import Any
 
 import diskcache
 
+from pydantic import BaseModel, ValidationError
+
 from purpose_dspy.errors import StoreBusyError, StoreCorruptError
 from purpose_dspy.json_disk import SafeJSONDisk
 
@@ -132,3 +134,40 @@ class MemoryRecords:
 
     def close(self) -> None:
         pass
+
+
+# -- what every store built on these records does the same way ---------------------------------
+Records = DiskRecords | MemoryRecords
+
+
+def check_format(records: Records, store: str, version: int) -> None:
+    """Stamp a new store with `version`; refuse one stamped with another (`store` names it in the error)."""
+    records.add("format", version)
+    found = read_record(records, "format")
+    if found != version:
+        raise StoreCorruptError(
+            f"{store} has format {found!r}; this version reads format {version}. "
+            "Open it with the version that wrote it, or point --dir at a fresh directory."
+        )
+
+
+def read_record(records: Records, key: str) -> Any:
+    """The raw record under `key` (None if absent); a pickled or garbled row raises, naming the key."""
+    try:
+        return records.get(key)
+    except StoreCorruptError as exc:
+        raise StoreCorruptError(f"{exc} (record {key!r})") from exc
+
+
+def validate_record(model: type[BaseModel], key: str, record: Any, store: str) -> Any:
+    """`record` as a `model`; a record this version cannot read raises StoreCorruptError naming key and field."""
+    try:
+        return model.model_validate(record)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "record"
+        raise StoreCorruptError(
+            f"{store} holds an unreadable record {key!r} ({where}: {first['msg']}). "
+            "It was written by another version or edited by hand; point --dir at a fresh directory "
+            "(nothing was changed)."
+        ) from exc

@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from purpose_dspy.errors import StoreCorruptError, UsageError
+from purpose_dspy.errors import UsageError
 from purpose_dspy.memory.cards import CardEvent, CardKind, CardStatus, MemoryCard, MemoryContext
 from purpose_dspy.memory.config import MemoryConfig
-from purpose_dspy.memory.records import EVENT_PREFIX, DiskRecords, MemoryRecords
+from purpose_dspy.memory.records import (
+    EVENT_PREFIX, DiskRecords, MemoryRecords, check_format, read_record, validate_record,
+)
 from purpose_dspy.memory.render import render_context, shows_candidate
 from purpose_dspy.types import State
 
@@ -135,30 +137,11 @@ class MemoryStore:
         return "`purpose-dspy memory list --dir DIR` shows the ids"
 
     def _check_format(self) -> None:
-        self._records.add("format", FORMAT)
-        found = self._read("format")
-        if found != FORMAT:
-            raise StoreCorruptError(
-                f"memory store {self.directory} has format {found!r}; this version reads format {FORMAT}. "
-                "Open it with the version that wrote it, or point --dir at a fresh directory."
-            )
+        check_format(self._records, f"memory store {self.directory}", FORMAT)
         logger.debug("memory store %s opened (format %s)", self.directory, FORMAT)
 
     def _read(self, key: str) -> Any:
-        """The raw record under `key` (None if absent); a pickled or garbled row raises, naming the key."""
-        try:
-            return self._records.get(key)
-        except StoreCorruptError as exc:
-            raise StoreCorruptError(f"{exc} (record {key!r})") from exc
+        return read_record(self._records, key)
 
     def _validate(self, model: type[BaseModel], key: str, record: Any) -> Any:
-        try:
-            return model.model_validate(record)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "record"
-            raise StoreCorruptError(
-                f"memory store {self._where} holds an unreadable record {key!r} ({where}: {first['msg']}). "
-                "It was written by another version or edited by hand; point --dir at a fresh directory "
-                "(nothing was changed)."
-            ) from exc
+        return validate_record(model, key, record, f"memory store {self._where}")

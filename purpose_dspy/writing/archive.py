@@ -30,10 +30,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from purpose_dspy.errors import StoreCorruptError, UsageError
-from purpose_dspy.memory.records import EVENT_PREFIX, DiskRecords, MemoryRecords
+from purpose_dspy.errors import UsageError
+from purpose_dspy.memory.records import (
+    EVENT_PREFIX, DiskRecords, MemoryRecords, check_format, read_record, validate_record,
+)
 from purpose_dspy.text_overlap import overlap, shingles
 
 logger = logging.getLogger(__name__)
@@ -353,33 +355,14 @@ class Archive:
         return f"`{self._list_command}` shows the ids"
 
     def _check_format(self) -> None:
-        self._records.add("format", FORMAT)
-        found = self._read("format")
-        if found != FORMAT:
-            raise StoreCorruptError(
-                f"archive {self.directory} has format {found!r}; this version reads format {FORMAT}. "
-                "Open it with the version that wrote it, or point --dir at a fresh directory."
-            )
+        check_format(self._records, f"archive {self.directory}", FORMAT)
         logger.debug("archive %s opened (format %s)", self.directory, FORMAT)
 
     def _read(self, key: str) -> Any:
-        """The raw record under `key` (None if absent); a pickled or garbled row raises, naming the key."""
-        try:
-            return self._records.get(key)
-        except StoreCorruptError as exc:
-            raise StoreCorruptError(f"{exc} (record {key!r})") from exc
+        return read_record(self._records, key)
 
     def _validate(self, model: type[BaseModel], key: str, record: Any) -> Any:
-        try:
-            return model.model_validate(record)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "record"
-            raise StoreCorruptError(
-                f"archive {self._where} holds an unreadable record {key!r} ({where}: {first['msg']}). "
-                "It was written by another version or edited by hand; point --dir at a fresh directory "
-                "(nothing was changed)."
-            ) from exc
+        return validate_record(model, key, record, f"archive {self._where}")
 
 
 def _checked_score(name: str, value: Any) -> float:
