@@ -154,11 +154,10 @@ def main() -> int:
                    "cold_only": sum(a.final_passes and not b.final_passes for a, b in zip(cold, warm))},
     }
     archive.close()
-    text = json.dumps(report, indent=None if args.json else 2)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
-        print(text)
+        print(json.dumps(report))
     else:
         print_table(report)
     return 0

@@ -27,7 +27,7 @@ class EditResult(BaseModel):
     """One task through the editor: every round, the output kept, what was shown and archived, the cost."""
 
     task_id: str
-    seed: int | None = None
+    seed: int = Field(0, description="The task's seed (0 for a request in words).")
     task: str
     output: str
     rounds: list[Review]
@@ -56,7 +56,7 @@ class EditResult(BaseModel):
         """As a task score: success = passed the gate; "Φ gain" = composite of the kept output minus the first draft's."""
         calls = self.lm_calls
         return TaskScore(
-            task_id=self.task_id, seed=self.seed if self.seed is not None else -1, success=self.passed,
+            task_id=self.task_id, seed=self.seed, success=self.passed,
             phi_gain=round(self.rounds[self.best].composite - self.rounds[0].composite, 4),
             progress=sum(self.rounds[self.best].constraints_met) / max(1, len(self.rounds[self.best].constraints_met)),
             steps=len(self.rounds), lm_calls=len(calls), tokens=sum(c.tokens for c in calls), seconds=round(self.seconds, 3),
@@ -88,7 +88,6 @@ def edit(
     rubric: Rubric | None = None,
     learn: bool = True,
     exclude_own: bool = False,
-    seed: int | None = None,
 ) -> EditResult:
     """Run the editor on one task with `lm`; with an archive, read similar examples and (if `learn`) admit a pass.
 
@@ -110,7 +109,7 @@ def edit(
                               score=pred.best.composite, target=rubric.target, features=pred.best.features)
         archived = entry.id if entry else None
     return EditResult(
-        task_id=task.task_id, seed=task.seed if seed is None else seed, task=task.text(), output=pred.output,
+        task_id=task.task_id, seed=task.seed, task=task.text(), output=pred.output,
         rounds=pred.rounds, best=best, target=rubric.target, shown=[e.id for e in examples], archived=archived,
         lm_calls=calls, seconds=time.perf_counter() - started,
     )

@@ -40,6 +40,7 @@ from purpose_dspy.programs.editor import Editor
 from purpose_dspy.rollouts import LMBudget
 from purpose_dspy.teleprompter import CompileConfig, CompileReport, DemoSource, interleave
 from purpose_dspy.writing.archive import Archive
+from purpose_dspy.writing.constraints import count_sentences, count_words
 from purpose_dspy.writing.review import Review
 from purpose_dspy.writing.tasks import WritingTask
 
@@ -102,10 +103,7 @@ class EditorTeleprompter(Teleprompter):
             report.after = self._evaluate("after", program, valset, budget, ckpt, per_task)
             logger.info("valset before: %s", report.before.row() if report.before else "-")
             logger.info("valset after:  %s", report.after.row())
-        report.budget_exhausted = budget.ran_out
-        report.lm_calls = budget.spent
-        report.tokens = int(sum(p["tokens"] for p in report.phases.values()))
-        report.seconds = round(time.perf_counter() - started, 2)
+        report.finish(budget, started)
         program._compiled = True
         return program
 
@@ -198,8 +196,6 @@ def _task(example: dspy.Example) -> WritingTask:
 
 def _verified_critique(task: str, rv: Review) -> dspy.Example:
     """A critique demo whose checkable fields are what a program measured, not what the LM claimed."""
-    from purpose_dspy.writing.constraints import count_sentences, count_words
-
     claims = rv.claims or {}
     notes = [f"{f}" for f in rv.measured_failures] or ["It meets every constraint as written."]
     return dspy.Example(

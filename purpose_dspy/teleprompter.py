@@ -102,6 +102,13 @@ class CompileReport(BaseModel):
     resumed_units: int = Field(0, description="Units of work (rollouts, judgments) reused from an interrupted run.")
     run_dir: str | None = Field(None, description="Where this compile's checkpoint lives (None: nowhere).")
 
+    def finish(self, budget: LMBudget, started: float) -> None:
+        """The closing figures: what the budget spent, tokens over all phases, wall time since `started`."""
+        self.budget_exhausted = budget.ran_out
+        self.lm_calls = budget.spent
+        self.tokens = int(sum(p["tokens"] for p in self.phases.values()))
+        self.seconds = round(time.perf_counter() - started, 2)
+
 
 def task_examples(tasks: list[Task], *, purpose: str = "{env_purpose}", max_steps: int = 20) -> list[dspy.Example]:
     """Tasks as `dspy.Example`s, the form `compile(trainset=..., valset=...)` takes."""
@@ -197,10 +204,7 @@ class PurposeTeleprompter(Teleprompter):
             report.after = self._evaluate("after", program, valset, budget, ckpt, phi_store)
             logger.info("valset before: %s", report.before.row() if report.before else "-")
             logger.info("valset after:  %s", report.after.row())
-        report.budget_exhausted = budget.ran_out
-        report.lm_calls = budget.spent
-        report.tokens = int(sum(p["tokens"] for p in report.phases.values()))
-        report.seconds = round(time.perf_counter() - started, 2)
+        report.finish(budget, started)
         phi_store.close()
         program._compiled = True
         return program

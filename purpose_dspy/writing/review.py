@@ -8,6 +8,7 @@ scores, the claim only feeds the LM's feature accuracy. So a critique that says 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -80,7 +81,7 @@ def review(
     *,
     rubric: Rubric,
     iteration: int,
-    shown: list[str] = (),  # type: ignore[assignment]
+    shown: Sequence[str] = (),
     critique: str = "",
     critique_error: str | None = None,
     write_error: str | None = None,
