@@ -35,7 +35,7 @@ from typing import Any
 import dspy
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from purpose_dspy.errors import ArtifactError, UsageError
+from purpose_dspy.errors import ArtifactError, StaleArtifactError, UsageError
 from purpose_dspy.metrics import PairedComparison, SplitMetrics, paired
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.tasksets import TaskSet
@@ -64,18 +64,30 @@ def _schema_hash(annotation: Any) -> str | None:
     return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def signature_fingerprint(signature: type[dspy.Signature]) -> dict[str, Any]:
-    """Field names in order, input/output, type and schema of each, and the instruction text's hash."""
+    """What the prompt is built from: each field's name (in order), kind, type, JSON schema, prefix and
+    description, and the instructions. All of it is content; none of it is the class's name.
+
+    The class name is recorded too, for a reader, but never compared: DSPy's `load_state` rebuilds a
+    predictor's signature as a `StringSignature` with the same content, so a name would tell apart two
+    signatures that prompt the model identically (and refuse every compile that starts from a loaded
+    parent).
+    """
     fields = []
     for name, info in signature.model_fields.items():
         extra = info.json_schema_extra or {}
         fields.append({
             "name": name, "kind": extra.get("__dspy_field_type", "?"),
             "type": _type_name(info.annotation), "schema": _schema_hash(info.annotation),
+            "text_sha256": _text_hash(json.dumps([extra.get("prefix", ""), extra.get("desc", "")])),
         })
     return {
         "signature": signature.__name__, "fields": fields,
-        "instructions_sha256": hashlib.sha256(signature.instructions.encode()).hexdigest()[:16],
+        "instructions_sha256": _text_hash(signature.instructions),
     }
 
 
@@ -95,8 +107,6 @@ def fingerprint_differences(component: str, compiled: dict[str, Any], now: dict[
             out.append(f"{where}: the code has a predictor the artifact was not compiled with")
             continue
         a, b = compiled[pred], now[pred]
-        if a["signature"] != b["signature"]:
-            out.append(f"{where}: signature was {a['signature']}, is now {b['signature']}")
         for kind in ("input", "output"):
             fa = [f for f in a["fields"] if f["kind"] == kind]
             fb = [f for f in b["fields"] if f["kind"] == kind]
@@ -116,6 +126,8 @@ def fingerprint_differences(component: str, compiled: dict[str, Any], now: dict[
                 g = by_name.get(f["name"])
                 if g and (f["type"], f["schema"]) != (g["type"], g["schema"]):
                     out.append(f"{where}: field {f['name']!r} was {f['type']}, is now {g['type']}")
+                elif g and "text_sha256" in f and "text_sha256" in g and f["text_sha256"] != g["text_sha256"]:
+                    out.append(f"{where}: field {f['name']!r}: its prefix or description changed")
         if a["instructions_sha256"] != b["instructions_sha256"]:
             out.append(f"{where}: the signature's instructions (docstring) changed")
     return out
@@ -437,12 +449,36 @@ def _check_fingerprints(directory: Path, manifest: Manifest, components: dict[st
     for name, entry in manifest.components.items():
         problems += fingerprint_differences(name, entry.predictors, component_fingerprints(components[name]))
     if problems:
-        taskset = manifest.taskset.get("name", "<taskset>")
-        raise ArtifactError(
+        raise StaleArtifactError(
             f"{directory} was compiled against different signatures than this code has:\n  - " + "\n  - ".join(problems)
-            + f"\nIts demos would be shown under the wrong fields. Recompile: purpose-dspy compile tasksets/{taskset}.toml "
-            f"--out {directory.parent}"
+            + f"\nIts demos would be shown under the wrong fields. Recompile (a compile into {directory.parent} starts "
+            f"from the zero-shot program when its promoted version no longer fits): {_recompile_command(directory, manifest)}"
         )
+
+
+def _recompile_command(directory: Path, manifest: Manifest) -> str:
+    """The compile command for this artifact: its task set file if it is where the repository keeps it,
+    else the copy the artifact carries."""
+    name = manifest.taskset.get("name")
+    shipped = Path("tasksets") / f"{name}.toml"
+    taskset = shipped if name and shipped.exists() else directory / (manifest.taskset.get("file") or "taskset.toml")
+    return f"purpose-dspy compile {taskset} --out {directory.parent}"
+
+
+def _keep_code_signatures(loaded: dspy.Module, fresh_signatures: dict[str, type[dspy.Signature]]) -> None:
+    """Give each loaded predictor back the code's signature class when the content is the same.
+
+    `load_state` rebuilds signatures as `StringSignature`s; the fingerprints were checked before the
+    load, so the class the code defines prompts exactly as the rebuilt one does, and keeps its name.
+    """
+    for name, pred in loaded.named_predictors():
+        code = fresh_signatures.get(name)
+        if code is not None and _same_prompt(signature_fingerprint(pred.signature), signature_fingerprint(code)):
+            pred.signature = code
+
+
+def _same_prompt(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k != "signature"} == {k: v for k, v in b.items() if k != "signature"}
 
 
 class CompiledAgent:
@@ -520,12 +556,14 @@ def load(ref: str | Path) -> CompiledAgent:
     components = _fresh_components(manifest)
     _check_fingerprints(directory, manifest, components)
     for name, module in components.items():
+        code_signatures = {p: pred.signature for p, pred in module.named_predictors()}
         try:
             module.load_state(json.loads(blobs[manifest.components[name].file]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{directory}/{name}.json does not fit {type(module).__name__}: {exc}; recompile") from exc
         for _, pred in module.named_predictors():  # DSPy restores demos as dicts; make them Examples again
             pred.demos = [dspy.Example(**d) if isinstance(d, dict) else d for d in pred.demos]
+        _keep_code_signatures(module, code_signatures)
     if "actor" in components:
         program: dspy.Module = PurposeAgent(actor=components["actor"], critic=components["critic"])
     elif "editor" in components:

@@ -16,7 +16,7 @@ from typing import Any
 from purpose_dspy import artifacts
 from purpose_dspy.editing import edit
 from purpose_dspy.editor_teleprompter import EditorTeleprompter, writing_examples
-from purpose_dspy.errors import UsageError
+from purpose_dspy.errors import StaleArtifactError, UsageError
 from purpose_dspy.lm import LMConfig, build_role_lms
 from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.programs.agent import PurposeAgent
@@ -49,6 +49,18 @@ def limit(tasks: list[Task], n: int | None) -> list[Task]:
     return tasks if n is None else tasks[:n]
 
 
+def _promoted_parent(out: Path) -> artifacts.CompiledAgent | None:
+    """The promoted version under `out` to continue from; None when there is none, or when it was compiled
+    against signatures the code no longer has (its demos would not fit: start from the zero-shot program)."""
+    if not (out.is_dir() and artifacts.promoted_stack(out)):
+        return None
+    try:
+        return artifacts.load(out)
+    except StaleArtifactError as exc:
+        logger.warning("not continuing from the promoted version: %s", str(exc).splitlines()[0])
+        return None
+
+
 def compile_taskset(
     taskset_path: str | Path,
     out: str | Path,
@@ -70,8 +82,7 @@ def compile_taskset(
         return _compile_editor(taskset, taskset_path, out, lm_config=lm_config, config=config, run_dir=run_dir,
                                train=train, dev=dev, lm=(lms or {}).get("editor"))
     parent_version, student = None, PurposeAgent()
-    if out.is_dir() and artifacts.promoted_stack(out):
-        parent = artifacts.load(out)
+    if parent := _promoted_parent(out):
         parent_version, student = parent.version, parent.program
         if parent.manifest.taskset.get("content_hash") != taskset.content_hash:
             logger.warning("%s was compiled on another version of %s; continuing from it anyway", out, taskset.name)
@@ -96,8 +107,7 @@ def _compile_editor(taskset: TaskSet, taskset_path: Path, out: Path, *, lm_confi
                     run_dir: str | Path | None, train: int | None, dev: int | None, lm: Any) -> CompileOutcome:
     """The same job for a writing task set: compile an `Editor` (continuing from the promoted one)."""
     parent_version, student = None, Editor(max_iterations=taskset.max_steps)
-    if out.is_dir() and artifacts.promoted_stack(out):
-        parent = artifacts.load(out)
+    if parent := _promoted_parent(out):
         if not parent.is_editor:
             raise UsageError(f"{out} holds a compiled agent, not an editor; give --out another directory")
         parent_version, student = parent.version, parent.program

@@ -81,3 +81,11 @@ class ArtifactError(PurposeDspyError):
     Nothing is loaded from it. The message names the file or field that differs and what to do
     (usually: recompile with `purpose-dspy compile`, or load another version).
     """
+
+
+class StaleArtifactError(ArtifactError):
+    """A sound artifact compiled against signatures that the running code no longer has.
+
+    Its files are intact, but its demos and instructions were written for other fields. A compile into
+    the same directory starts from the zero-shot program instead of it (see `compile_job`).
+    """

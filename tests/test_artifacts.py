@@ -226,3 +226,101 @@ def test_eval_runs_an_artifact_on_the_task_set_it_carries(tmp_path, compiled):
     agent, metrics = evaluate_artifact(tmp_path / "maze", "test", lms=lms, tasks=2, progress=False)
     assert agent.version == 1 and metrics.n == 2 and [t.seed for t in metrics.tasks] == list(TS.splits["test"][:2])
     assert metrics.lm_calls == sum(engine.calls.values()) > 0
+
+
+def _compile_into(root, lms):
+    """What `compile --out root` does: continue from the promoted version when there is one."""
+    from purpose_dspy.compile_job import _promoted_parent
+
+    parent = _promoted_parent(root)
+    tp = PurposeTeleprompter(lms, CompileConfig(progress=False))
+    program = tp.compile(parent.program if parent else PurposeAgent(),
+                         trainset=task_examples(TS.tasks("train")[:2], max_steps=TS.max_steps),
+                         valset=task_examples(TS.tasks("dev")[:2], max_steps=TS.max_steps))
+    return artifacts.save_artifact(root, artifacts.components_of(program, judge=tp.judge), tp.report, lms=LMS,
+                                   taskset=TS, taskset_bytes=open(TASKSET, "rb").read(),
+                                   parent_version=parent.version if parent else None)
+
+
+def test_compile_save_load_compile_save_load_in_one_directory(tmp_path):
+    """A compile that starts from a loaded, promoted parent writes a version that loads (issue 13)."""
+    root = tmp_path / "maze"
+    lms, _ = rule_lms()
+    first = _compile_into(root, lms)
+    loaded = artifacts.load(root)
+    assert loaded.program.actor.act.signature is Act  # the code's class, not DSPy's rebuilt StringSignature
+    second = _compile_into(root, lms)
+    assert (first.version, second.version, second.parent_version) == (1, 2, 1)
+    assert second.components["actor"].predictors["act"]["signature"] == "Act"
+    assert artifacts.load(f"{root}@v2").version == 2
+    third = _compile_into(root, lms) if second.gate.promoted else None
+    if third is not None:
+        assert artifacts.load(f"{root}@v3").manifest.parent_version == 2
+    assert artifacts.diff(first, second)["signature_changes"] == []
+
+
+def test_fingerprints_describe_content_not_class_names():
+    """A StringSignature with the same fields and text prompts as the class does; any change to them shows."""
+    rebuilt = Act.with_instructions(Act.instructions)
+    assert rebuilt.__name__ != "Act"
+    same = artifacts.fingerprint_differences("actor", {"act": artifacts.signature_fingerprint(Act)},
+                                             {"act": artifacts.signature_fingerprint(rebuilt)})
+    assert same == []
+    reworded = Act.with_updated_fields("observation", desc="something else entirely")
+    changed = artifacts.fingerprint_differences("actor", {"act": artifacts.signature_fingerprint(Act)},
+                                                {"act": artifacts.signature_fingerprint(reworded)})
+    assert changed == ["actor.act: field 'observation': its prefix or description changed"]
+
+
+def test_a_stale_promoted_version_is_not_continued_from_and_the_advice_works(tmp_path, compiled, monkeypatch):
+    """The refusal's recompile command, followed, compiles from the zero-shot program and writes a version that loads."""
+    root = tmp_path / "maze"
+    save(root, compiled)
+    monkeypatch.setattr(artifacts, "PurposeAgent", _Added)
+    with pytest.raises(artifacts.StaleArtifactError) as err:
+        artifacts.load(root)
+    message = str(err.value)
+    assert f"--out {root}" in message and ("tasksets/treasure-maze.toml" in message or "taskset.toml" in message)
+    monkeypatch.setattr("purpose_dspy.compile_job.PurposeAgent", _Added)
+    lms, _ = rule_lms()
+    from purpose_dspy.compile_job import compile_taskset
+
+    from purpose_dspy.lm import load_lm_config
+
+    outcome = compile_taskset(TASKSET, root, lm_config=load_lm_config(), config=CompileConfig(progress=False), train=2, dev=2,
+                              lms=lms, run_dir=tmp_path / "runs")
+    assert outcome.manifest.version == 2 and outcome.manifest.parent_version is None
+    assert artifacts.load(f"{root}@v2").version == 2
+
+
+def test_compile_twice_into_one_out_then_eval_through_the_cli(tmp_path, monkeypatch):
+    """`compile --out D` twice (the second continues from the first), then `eval D`, and `artifacts diff`."""
+    import purpose_dspy.compile_job as job
+    import purpose_dspy.lm as lm_module
+
+    lms, engine = rule_lms()
+    monkeypatch.setattr(job, "build_role_lms", lambda config, roles=(): {r: lms[r] for r in roles})
+    monkeypatch.setattr(lm_module, "build_lm", lambda spec, role="any": lms[role])
+    root, runner = tmp_path / "maze", CliRunner()
+    args = ["compile", TASKSET, "--out", str(root), "--train", "2", "--dev", "2", "--run-dir", str(tmp_path / "runs"),
+            "--json"]
+    outs = []
+    for seed in ("0", "1"):  # another seed: a new run, not the first one resumed from its checkpoint
+        result = runner.invoke(main, args + ["--seed", seed])
+        assert result.exit_code == 0, result.output
+        outs.append(json.loads(result.output.strip().splitlines()[-1]))
+    assert [o["version"] for o in outs] == [1, 2]
+    assert artifacts.read_manifest(root / "v2").parent_version == 1
+    if not outs[1]["promoted"]:
+        artifacts.promote(f"{root}@v2", "test")
+    evaluated = runner.invoke(main, ["eval", str(root), "--split", "test", "--tasks", "2", "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output.strip().splitlines()[-1])["version"] == 2
+    diff = json.loads(runner.invoke(main, ["artifacts", "diff", f"{root}@v1", f"{root}@v2"]).output)
+    assert diff["signature_changes"] == []
+
+
+def test_the_committed_demo_artifact_loads_and_its_fingerprints_match_the_code():
+    agent = artifacts.load("compiled/treasure-maze")
+    assert agent.program.actor.act.signature is Act
+    assert agent.taskset_toml is not None
