@@ -84,16 +84,19 @@ def test_an_unlisted_file_or_a_missing_file_is_refused(tmp_path, compiled):
 
 
 class _Renamed(PurposeAgent):
-    def __init__(self):
-        super().__init__()
+    def __init__(self, actor=None, critic=None):
+        super().__init__(actor=actor, critic=critic)
+        if actor is not None:  # a loaded actor keeps its predictor
+            return
         sig = Act.delete("observation").insert(1, "obs", dspy.InputField(desc="what the environment shows"), type_=str)
         self.actor.act = dspy.Predict(sig)
 
 
 class _Added(PurposeAgent):
-    def __init__(self):
-        super().__init__()
-        self.actor.act = dspy.Predict(Act.append("mood", dspy.InputField(desc="how it feels"), type_=str))
+    def __init__(self, actor=None, critic=None):
+        super().__init__(actor=actor, critic=critic)
+        if actor is None:
+            self.actor.act = dspy.Predict(Act.append("mood", dspy.InputField(desc="how it feels"), type_=str))
 
 
 @pytest.mark.parametrize("agent_class, expected", [
