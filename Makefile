@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
+
+# The import-layer contract of pyproject.toml, on a plain install of the package (see there why).
+lint: install
+	rm -rf build/lint
+	$(BIN)/python -m pip install --quiet --no-deps --target build/lint .
+	cd build/lint && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 demo: install
 	$(BIN)/purpose-dspy demo

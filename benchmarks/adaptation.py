@@ -31,10 +31,10 @@ import dspy  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from purpose_dspy import Task, make_env  # noqa: E402
-from purpose_dspy.config import RunConfig  # noqa: E402
+from purpose_dspy.runtime.config import RunConfig  # noqa: E402
 from purpose_dspy.experience import Experience  # noqa: E402
 from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
-from purpose_dspy.orchestrator import Orchestrator  # noqa: E402
+from purpose_dspy.runtime.orchestrator import Orchestrator  # noqa: E402
 from purpose_dspy.programs import Distiller, PurposeAgent  # noqa: E402
 from purpose_dspy.safeguards import PhiStore  # noqa: E402
 

@@ -39,7 +39,7 @@ from purpose_dspy import Task, make_env  # noqa: E402
 from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
 from purpose_dspy.programs import PurposeCritic  # noqa: E402
 from purpose_dspy.safeguards import SAFEGUARDS, CriticGuard, PhiStore, SafeguardConfig  # noqa: E402
-from purpose_dspy.trace import traced_copy  # noqa: E402
+from purpose_dspy.runtime.trace import traced_copy  # noqa: E402
 from purpose_dspy.types import LMCall, PurposeScore, State  # noqa: E402
 
 

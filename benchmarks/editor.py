@@ -33,7 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from purpose_dspy.editing import EditResult, edit
+from purpose_dspy.runtime.editing import EditResult, edit
 from purpose_dspy.lm import build_role_lms, load_lm_config
 from purpose_dspy.metrics import wilson_interval
 from purpose_dspy.programs.editor import Editor

@@ -71,21 +71,20 @@ import dspy  # noqa: E402
 import numpy as np  # noqa: E402
 
 from purpose_dspy import make_env  # noqa: E402
-from purpose_dspy.compile_job import COMPILE_ROLES, evaluate_program  # noqa: E402
-from purpose_dspy.config import RunConfig  # noqa: E402
+from purpose_dspy.jobs import COMPILE_ROLES, evaluate_program  # noqa: E402
+from purpose_dspy.runtime.config import RunConfig  # noqa: E402
 from purpose_dspy.environments.treasure_maze import MOVES, TreasureMaze  # noqa: E402
 from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
-from purpose_dspy.orchestrator import Orchestrator, render_history  # noqa: E402
-from purpose_dspy.programs import PurposeAgent  # noqa: E402
-from purpose_dspy.rollouts import LMBudget  # noqa: E402
+from purpose_dspy.runtime.orchestrator import Orchestrator, render_history  # noqa: E402
+from purpose_dspy.programs import Actor, PurposeAgent  # noqa: E402
+from purpose_dspy.runtime.budget import LMBudget  # noqa: E402
 from purpose_dspy.safeguards import PhiStore  # noqa: E402
 from purpose_dspy.signatures.act import Act  # noqa: E402
 from purpose_dspy.tasksets import TaskSet, load_taskset  # noqa: E402
-from purpose_dspy.teleprompter import CompileConfig, PurposeTeleprompter, loop_erased, task_examples  # noqa: E402
+from purpose_dspy.teleprompt import CompileConfig, PurposeTeleprompter, loop_erased, task_examples  # noqa: E402
 from purpose_dspy.types import Action, PurposeScore, RunResult, Task, Trajectory, Transition  # noqa: E402
 
 ARMS = ("zero-shot", "labeled-few-shot", "bootstrap-few-shot", "knn-few-shot", "purpose-teleprompter")
-ACT_INPUTS = ("purpose", "observation", "history", "valid_actions", "experience")
 
 
 class Skipped(Exception):
@@ -151,13 +150,11 @@ def gold_examples(taskset: TaskSet, tasks: list[Task]) -> tuple[list[dspy.Exampl
             path = loop_erased(trajectory)
             counts["detour_steps_cut"] += len(trajectory.steps) - len(path)
             for i, step in enumerate(path):
-                examples.append(dspy.Example(
-                    purpose=trajectory.purpose, observation=step.before.observation,
-                    history=render_history(path[:i], config.history_window, config.observation_chars) or "(none yet)",
-                    valid_actions=list(step.before.valid_actions), experience="(none)",
+                examples.append(Actor.demo(
+                    trajectory.purpose, step.before, step.action.text,
                     thought=f"'{step.action.text}' is the next step of a known solution from this state.",
-                    action=step.action.text,
-                ).with_inputs(*ACT_INPUTS))
+                    history=render_history(path[:i], config.history_window, config.observation_chars),
+                ))
     finally:
         env.close()
     counts["examples"] = len(examples)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from purpose_dspy.replay import FILENAME, ExperienceReplay
+from purpose_dspy.experience.replay import FILENAME, ExperienceReplay
 from purpose_dspy.types import Action, PurposeScore, State, Task, Trajectory, Transition
 
 TARGETS_P50_MS = {10_000: 5.0, 100_000: 50.0}

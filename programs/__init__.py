@@ -7,11 +7,11 @@ from purpose_dspy.programs.critic import PurposeCritic
 from purpose_dspy.programs.distiller import Distiller, rank_trajectories
 from purpose_dspy.programs.meta_judge import MetaJudge, failure_pattern, judgment_checks, render_judgment
 from purpose_dspy.programs.self_taught_evaluator import (
-    FLAWS, ContrastPair, SelfTaughtEvaluator, applicable_flaws, discrimination,
+    FLAWS, SelfTaughtEvaluator, applicable_flaws, discrimination,
 )
 
 __all__ = [
-    "FLAWS", "Actor", "ContrastPair", "Distiller", "MetaJudge", "PurposeAgent", "PurposeCritic", "SelfTaughtEvaluator",
+    "FLAWS", "Actor", "Distiller", "MetaJudge", "PurposeAgent", "PurposeCritic", "SelfTaughtEvaluator",
     "applicable_flaws", "discrimination", "failure_pattern", "judgment_checks", "match_action", "rank_trajectories",
     "render_judgment",
 ]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
 
 from purpose_dspy.errors import describe_bad_answer
 from purpose_dspy.programs.demo_selection import nearest_demos, situation
+from purpose_dspy.programs.retry import Rejected, predict_with_retries
 from purpose_dspy.signatures.act import Act, constrain_action
 from purpose_dspy.types import State
 
@@ -47,6 +47,17 @@ class Actor(dspy.Module):
         self.retry_temperature = retry_temperature
         self.demos_per_call = demos_per_call
 
+    @staticmethod
+    def demo(
+        purpose: str, state: State, action: str, thought: str, history: str = "", experience: str = ""
+    ) -> dspy.Example:
+        """A demo of `Act` for the step taken from `state`, its inputs filled in as `forward` fills them."""
+        return dspy.Example(
+            purpose=purpose, observation=state.observation, history=history or "(none yet)",
+            valid_actions=list(state.valid_actions), experience=experience or "(none)",
+            thought=thought, action=action,
+        ).with_inputs(*Act.input_fields)
+
     def demos_for(self, state: State, demos: list | None = None) -> list:
         """This call's demos: the caller's own (e.g. a remembered step of this very task) first, then
         the compiled pool's nearest to the state, `demos_per_call` of them."""
@@ -59,21 +70,22 @@ class Actor(dspy.Module):
         """`experience`: memory and replay lines for this state; `demos`: extra examples for this call only."""
         signature = constrain_action(self.act.signature, state.valid_actions)
         call_demos = self.demos_for(state, demos)
-        errors: list[str] = []
-        for attempt in range(self.max_attempts):
-            config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
-            try:
-                pred = self.act(
-                    purpose=purpose, observation=state.observation, history=history or "(none yet)",
-                    valid_actions=list(state.valid_actions), experience=experience or "(none)",
-                    signature=signature, config=config, demos=call_demos,
-                )
-            except (AdapterParseError, ValueError) as exc:
-                errors.append(f"unparsable answer: {describe_bad_answer(exc)}")
-                continue
+
+        def valid(pred: dspy.Prediction) -> tuple[str, str]:
             action = match_action(str(pred.action), state.valid_actions)
-            if action is not None:
-                return dspy.Prediction(action=action, thought=str(pred.thought), error=None, attempts=attempt + 1)
-            errors.append(f"invalid action {str(pred.action)[:80]!r}")
-        logger.info("actor failed after %d attempts: %s", self.max_attempts, "; ".join(errors))
-        return dspy.Prediction(action=None, thought="", error="; ".join(errors), attempts=self.max_attempts)
+            if action is None:
+                raise Rejected(f"invalid action {str(pred.action)[:80]!r}")
+            return action, str(pred.thought)
+
+        chosen, error, attempts = predict_with_retries(
+            self.act, attempts=self.max_attempts, retry_temperature=self.retry_temperature, validate=valid,
+            describe=lambda exc: f"unparsable answer: {describe_bad_answer(exc)}",
+            purpose=purpose, observation=state.observation, history=history or "(none yet)",
+            valid_actions=list(state.valid_actions), experience=experience or "(none)",
+            signature=signature, demos=call_demos,
+        )
+        if error is None:
+            action, thought = chosen
+            return dspy.Prediction(action=action, thought=thought, error=None, attempts=attempts)
+        logger.info("actor failed after %d attempts: %s", self.max_attempts, error)
+        return dspy.Prediction(action=None, thought="", error=error, attempts=attempts)

@@ -7,10 +7,9 @@ import json
 import logging
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
 
-from purpose_dspy.errors import describe_bad_answer
 from purpose_dspy.programs.demo_selection import nearest_demos, situation
+from purpose_dspy.programs.retry import predict_with_retries
 from purpose_dspy.signatures.score_transition import ScoreTransition
 from purpose_dspy.types import PurposeScore, State
 
@@ -34,6 +33,15 @@ class PurposeCritic(dspy.Module):
         self.retry_temperature = retry_temperature
         self.demos_per_call = demos_per_call
 
+    @staticmethod
+    def demo(purpose: str, before: State, action: str, after: State, score: PurposeScore) -> dspy.Example:
+        """A demo of `ScoreTransition`: the transition as `forward` passes it, labelled with `score`'s judgment."""
+        return dspy.Example(
+            purpose=purpose, state_before=before.observation, action=action, state_after=after.observation,
+            evidence=score.evidence, reasoning=score.reasoning,
+            phi_before=score.phi_before, phi_after=score.phi_after, confidence=score.confidence,
+        ).with_inputs(*ScoreTransition.input_fields)
+
     def fingerprint(self, model: str) -> str:
         """Names this critic (its LM and its prompt: instructions and demos) for the Φ store."""
         state = json.dumps(self.judge.dump_state(), sort_keys=True, default=str)
@@ -42,21 +50,20 @@ class PurposeCritic(dspy.Module):
     def forward(
         self, purpose: str, before: State, action: str, after: State, phi_prev: float = 0.0
     ) -> dspy.Prediction:
-        errors: list[str] = []
         inputs = {"state_before": before.observation, "action": action, "state_after": after.observation}
         # The compiled calibration demos nearest to this transition (none before compiling).
         demos = nearest_demos(self.judge.demos, situation(inputs, self.SITUATION), self.SITUATION, self.demos_per_call)
-        for attempt in range(self.max_attempts):
-            config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
-            try:
-                pred = self.judge(purpose=purpose, **inputs, config=config, demos=demos)
-                # PurposeScore validates the ranges (DSPy checks only the types of top-level fields).
-                score = PurposeScore(
-                    phi_before=pred.phi_before, phi_after=pred.phi_after, confidence=pred.confidence,
-                    evidence=pred.evidence, reasoning=pred.reasoning,
-                )
-                return dspy.Prediction(score=score, attempts=attempt + 1)
-            except (AdapterParseError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-                errors.append(describe_bad_answer(exc))
-        logger.info("critic could not score the step: %s", "; ".join(errors))
-        return dspy.Prediction(score=PurposeScore.unscored(phi_prev, "; ".join(errors)), attempts=self.max_attempts)
+        # PurposeScore validates the ranges (DSPy checks only the types of top-level fields); its
+        # ValidationError is a ValueError, so an out-of-range answer is retried like an unparsable one.
+        score, error, attempts = predict_with_retries(
+            self.judge, attempts=self.max_attempts, retry_temperature=self.retry_temperature,
+            validate=lambda pred: PurposeScore(
+                phi_before=pred.phi_before, phi_after=pred.phi_after, confidence=pred.confidence,
+                evidence=pred.evidence, reasoning=pred.reasoning,
+            ),
+            purpose=purpose, **inputs, demos=demos,
+        )
+        if error is None:
+            return dspy.Prediction(score=score, attempts=attempts)
+        logger.info("critic could not score the step: %s", error)
+        return dspy.Prediction(score=PurposeScore.unscored(phi_prev, error), attempts=attempts)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import dspy
 
-from purpose_dspy.text_overlap import overlap, shingles
+from purpose_dspy.text import overlap, shingles
 
 
 def situation(example: dspy.Example | dict, fields: Sequence[str]) -> str:

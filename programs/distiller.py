@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
 
-from purpose_dspy.errors import describe_bad_answer
+from purpose_dspy.programs.retry import predict_with_retries
 from purpose_dspy.signatures.distill import DistillLessons
+from purpose_dspy.text import one_line
 from purpose_dspy.types import Trajectory
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def rank_trajectories(trajectories: list[Trajectory]) -> list[Trajectory]:
     """Best first: success, then Φ gain (end - start, which oscillation cannot inflate), then fewer steps."""
 
     def key(t: Trajectory) -> tuple[bool, float, int]:
-        gain = (t.phi_end or 0.0) - (t.phi_start or 0.0)
+        gain = t.phi_gain
         return (not t.success, -gain, len(t.steps))
 
     return sorted(trajectories, key=key)
@@ -32,7 +32,7 @@ def render_trajectory(t: Trajectory, observation_chars: int = 120) -> str:
     """One compact block: the outcome, then one line per step (action -> start of what followed, ΔΦ)."""
     lines = [f"outcome: {'success' if t.success else 'no success'} in {len(t.steps)} steps"]
     for s in t.steps:
-        after = " ".join(s.after.observation.split())[:observation_chars]
+        after = one_line(s.after.observation, observation_chars)
         action = s.action.text if s.action else "(no valid action)"
         lines.append(f"{s.index + 1}. {action} -> {after} (ΔΦ {s.score.delta:+.1f})")
     return "\n".join(lines)
@@ -55,22 +55,18 @@ class Distiller(dspy.Module):
         if not best:
             return empty
         text = "\n\n".join(f"Trajectory {i + 1}\n{render_trajectory(t)}" for i, t in enumerate(best))
-        errors: list[str] = []
-        for attempt in range(self.max_attempts):
-            config = {"max_tokens": self.max_tokens}
-            if attempt:
-                config.update(temperature=self.retry_temperature, rollout_id=attempt)
-            try:
-                pred = self.distill(task_family=task_family, purpose=best[0].purpose, trajectories=text, config=config)
-            except (AdapterParseError, ValueError) as exc:
-                errors.append(describe_bad_answer(exc))
-                continue
-            return dspy.Prediction(
-                strategic_tips=[t for t in pred.strategic_tips if t.strip()][:3],
-                procedures=[p for p in pred.procedures if p.title.strip() and p.steps][:2],
-                tool_tips=[t for t in pred.tool_tips if t.action.strip() and t.tip.strip()][:3],
-                sources=[t.id for t in best],
-                error=None,
-            )
-        logger.info("distiller gave no usable answer: %s", "; ".join(errors))
-        return dspy.Prediction(**{**empty.toDict(), "error": "; ".join(errors)})
+        pred, error, _ = predict_with_retries(
+            self.distill, attempts=self.max_attempts, retry_temperature=self.retry_temperature,
+            config={"max_tokens": self.max_tokens},
+            task_family=task_family, purpose=best[0].purpose, trajectories=text,
+        )
+        if error is not None:
+            logger.info("distiller gave no usable answer: %s", error)
+            return dspy.Prediction(**{**empty.toDict(), "error": error})
+        return dspy.Prediction(
+            strategic_tips=[t for t in pred.strategic_tips if t.strip()][:3],
+            procedures=[p for p in pred.procedures if p.title.strip() and p.steps][:2],
+            tool_tips=[t for t in pred.tool_tips if t.action.strip() and t.tip.strip()][:3],
+            sources=[t.id for t in best],
+            error=None,
+        )

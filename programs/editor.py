@@ -16,8 +16,8 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
-from purpose_dspy.errors import describe_bad_answer
 from purpose_dspy.programs.demo_selection import nearest_demos
+from purpose_dspy.programs.retry import Rejected, predict_with_retries
 from purpose_dspy.signatures.critique import Critique
 from purpose_dspy.signatures.draft import Draft
 from purpose_dspy.signatures.refine import Refine
@@ -68,10 +68,11 @@ class Editor(dspy.Module):
         return dspy.Prediction(output=best.output, best=best, rounds=rounds)
 
     # -- named steps ---------------------------------------------------------------------------
-    def _config(self, attempt: int) -> dict[str, Any]:
-        """Per-call LM settings: the token cap; a retry samples (a new rollout id, so not a cached repeat)."""
-        config: dict[str, Any] = {"max_tokens": self.max_tokens}
-        return config if attempt == 0 else {**config, "temperature": self.retry_temperature, "rollout_id": attempt}
+    def _ask(self, predictor: dspy.Predict, validate: Any, catch: tuple[type[BaseException], ...],
+             **inputs: Any) -> tuple[Any, str | None, int]:
+        """`predictor` under the token cap, retried by sampling (see retry.py) while `validate` rejects the answer."""
+        return predict_with_retries(predictor, attempts=self.max_attempts, retry_temperature=self.retry_temperature,
+                                    config={"max_tokens": self.max_tokens}, validate=validate, catch=catch, **inputs)
 
     def _write(self, predictor: dspy.Predict, exclude: Sequence[str] = (), **inputs: str) -> tuple[str, str | None]:
         """Text from `predictor` (draft or refine), retried when empty or unreadable; '' and the reason if not.
@@ -80,39 +81,28 @@ class Editor(dspy.Module):
         """
         pool = [d for d in predictor.demos if d.get("output") not in exclude]
         demos = nearest_demos(pool, inputs["task"], ("task",), self.demos_per_call)
-        errors = []
-        for attempt in range(self.max_attempts):
-            config = self._config(attempt)
-            try:
-                text = _clean(predictor(**inputs, config=config, demos=demos).output)
-            except AdapterParseError as exc:
-                errors.append(describe_bad_answer(exc))
-                continue
-            if text:
-                return text, None
-            errors.append("empty output")
-        logger.info("editor produced no text: %s", "; ".join(errors))
-        return "", "; ".join(errors)
+        text, error, _ = self._ask(predictor, _text, (AdapterParseError,), **inputs, demos=demos)
+        if error is None:
+            return text, None
+        logger.info("editor produced no text: %s", error)
+        return "", error
 
     def _review(self, task: WritingTask, output: str, rubric: Rubric, iteration: int, shown: list[str],
                 write_error: str | None) -> Review:
         """Critique `output` (retried once when unreadable), then measure and score it in Python."""
-        claims, text, errors = None, "", []
+        claims, text, error = None, "", None
         if output:
             demos = nearest_demos(self.critique.demos, task.text(), ("task",), self.demos_per_call)
-            for attempt in range(self.max_attempts):
-                config = self._config(attempt)
-                try:
-                    pred = self.critique(task=task.text(), output=output, config=config, demos=demos)
-                    claims = _claims(pred)
-                    text = str(pred.critique or "")
-                    break
-                except (AdapterParseError, ValueError, TypeError) as exc:
-                    errors.append(describe_bad_answer(exc))
-            if claims is None:
-                logger.info("critique unusable after %d attempts: %s", self.max_attempts, "; ".join(errors))
+            read, error, _ = self._ask(
+                self.critique, lambda pred: (_claims(pred), str(pred.critique or "")),
+                (AdapterParseError, ValueError, TypeError), task=task.text(), output=output, demos=demos,
+            )
+            if error is None:
+                claims, text = read
+            else:
+                logger.info("critique unusable after %d attempts: %s", self.max_attempts, error)
         return review(task, output, claims, rubric=rubric, iteration=iteration, shown=shown, critique=text,
-                      critique_error="; ".join(errors) if claims is None and output else None, write_error=write_error)
+                      critique_error=error, write_error=write_error)
 
 
 def _claims(pred: dspy.Prediction) -> dict[str, Any]:
@@ -124,6 +114,14 @@ def _claims(pred: dspy.Prediction) -> dict[str, Any]:
     if not isinstance(claims["constraints_met"], list):
         raise ValueError(f"constraints_met must be a list of booleans, got {claims['constraints_met']!r}")
     return claims
+
+
+def _text(pred: dspy.Prediction) -> str:
+    """The draft or refinement's text, cleaned; an empty one is rejected (then a retry)."""
+    text = _clean(pred.output)
+    if not text:
+        raise Rejected("empty output")
+    return text
 
 
 def _clean(text: Any) -> str:

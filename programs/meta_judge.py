@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
 
-from purpose_dspy.errors import describe_bad_answer
+from purpose_dspy.programs.retry import predict_with_retries
 from purpose_dspy.safeguards.evidence import evidence_in_states
 from purpose_dspy.safeguards.injection import find_injection
 from purpose_dspy.signatures.grade_judgment import GRADE_NAMES, GradeJudgment, JudgmentGrade
@@ -127,20 +126,18 @@ class MetaJudge(dspy.Module):
     def _ask(
         self, purpose: str, before: State, action: str, after: State, score: PurposeScore
     ) -> tuple[JudgmentGrade | None, str | None, int]:
-        errors: list[str] = []
-        for attempt in range(self.max_attempts):
-            config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
-            try:
-                pred = self.grade(
-                    purpose=purpose, state_before=before.observation, action=action,
-                    state_after=after.observation, judgment=render_judgment(score), config=config,
-                )
-                grade = pred.grade if isinstance(pred.grade, JudgmentGrade) else JudgmentGrade.model_validate(pred.grade)
-                return grade, None, attempt + 1
-            except (AdapterParseError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-                errors.append(describe_bad_answer(exc))
-        logger.info("meta-judge gave no usable grade: %s", "; ".join(errors))
-        return None, "; ".join(errors), self.max_attempts
+        # An out-of-range grade fails model_validate with pydantic's ValidationError, a ValueError: retried.
+        grade, error, attempts = predict_with_retries(
+            self.grade, attempts=self.max_attempts, retry_temperature=self.retry_temperature,
+            validate=lambda pred: (
+                pred.grade if isinstance(pred.grade, JudgmentGrade) else JudgmentGrade.model_validate(pred.grade)
+            ),
+            purpose=purpose, state_before=before.observation, action=action,
+            state_after=after.observation, judgment=render_judgment(score),
+        )
+        if error is not None:
+            logger.info("meta-judge gave no usable grade: %s", error)
+        return grade, error, attempts
 
     def _grade_reasons(self, grade: JudgmentGrade | None, error: str | None) -> list[str]:
         if grade is None:

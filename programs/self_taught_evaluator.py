@@ -10,14 +10,12 @@ judgment, and its evidence is what the flaw says it is. A bad LM answer falls ba
 from __future__ import annotations
 
 import logging
-import random
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
-from pydantic import BaseModel
 
-from purpose_dspy.errors import UsageError, describe_bad_answer
+from purpose_dspy.errors import UsageError
 from purpose_dspy.programs.meta_judge import render_judgment
+from purpose_dspy.programs.retry import predict_with_retries
 from purpose_dspy.safeguards.evidence import evidence_in_states
 from purpose_dspy.signatures.write_flawed_judgment import EVIDENCE_CHARS, REASONING_CHARS, WriteFlawedJudgment
 from purpose_dspy.types import PurposeScore, State, Trajectory
@@ -62,17 +60,6 @@ def _inflate(good: PurposeScore, target_after: float) -> tuple[float, float]:
     return before, after
 
 
-class ContrastPair(BaseModel):
-    """An honest judgment and a wrong one of the same step, with the flaw the wrong one commits."""
-
-    trajectory_id: str
-    step: int
-    flaw: str
-    good: PurposeScore
-    wrong: PurposeScore
-    error: str | None = None
-
-
 class SelfTaughtEvaluator(dspy.Module):
     """Writes a wrong judgment committing a named flaw (`FLAWS`) for a step with an honest one."""
 
@@ -113,42 +100,33 @@ class SelfTaughtEvaluator(dspy.Module):
         self, purpose: str, before: State, action: str, after: State, good: PurposeScore, flaw: str
     ) -> tuple[str, str, str | None]:
         """The LM's evidence and reasoning for the flawed judgment, or ("", "", error)."""
-        errors: list[str] = []
-        for attempt in range(self.max_attempts):
-            config = {} if attempt == 0 else {"temperature": self.retry_temperature, "rollout_id": attempt}
-            try:
-                pred = self.write(
-                    purpose=purpose, state_before=before.observation, action=action,
-                    state_after=after.observation, honest_judgment=render_judgment(good), flaw=FLAWS[flaw],
-                    config=config,
-                )
-                return str(pred.evidence).strip()[:EVIDENCE_CHARS], str(pred.reasoning).strip()[:REASONING_CHARS], None
-            except (AdapterParseError, ValueError) as exc:
-                errors.append(describe_bad_answer(exc))
-        logger.info("flawed-judgment writer gave no usable answer, using a template: %s", "; ".join(errors))
-        return "", "", "; ".join(errors)
+        words, error, _ = predict_with_retries(
+            self.write, attempts=self.max_attempts, retry_temperature=self.retry_temperature,
+            validate=lambda pred: (
+                str(pred.evidence).strip()[:EVIDENCE_CHARS], str(pred.reasoning).strip()[:REASONING_CHARS]
+            ),
+            purpose=purpose, state_before=before.observation, action=action,
+            state_after=after.observation, honest_judgment=render_judgment(good), flaw=FLAWS[flaw],
+        )
+        if error is None:
+            evidence, reasoning = words
+            return evidence, reasoning, None
+        logger.info("flawed-judgment writer gave no usable answer, using a template: %s", error)
+        return "", "", error
 
-    def contrast_pairs(self, trajectory: Trajectory, *, per_trajectory: int = 2, seed: int = 0) -> list[ContrastPair]:
-        """Up to `per_trajectory` pairs from scored steps with an action; steps and flaws are drawn
-        from `random.Random(f"{seed}/{trajectory.id}")`, so the same seed gives the same choices."""
-        rng = random.Random(f"{seed}/{trajectory.id}")
-        eligible = [
-            s for s in trajectory.steps
-            if s.action is not None and "unscored" not in s.score.flags and applicable_flaws(s.score)
-        ]
-        chosen = sorted(rng.sample(eligible, min(per_trajectory, len(eligible))), key=lambda s: s.index)
-        pairs = []
-        for step in chosen:
-            flaw = rng.choice(applicable_flaws(step.score))
-            pred = self(purpose=trajectory.purpose, before=step.before, action=step.action.text, after=step.after,
-                        good=step.score, flaw=flaw)
-            pairs.append(ContrastPair(trajectory_id=trajectory.id, step=step.index, flaw=flaw,
-                                      good=step.score, wrong=pred.wrong, error=pred.error))
-        return pairs
+    def plant(self, trajectory: Trajectory, step: int, n: int) -> dspy.Prediction:
+        """A wrong judgment of `trajectory.steps[step]`, committing the `n`-th applicable flaw in turn
+        (so a run of plants covers every flaw that can be committed against these judgments)."""
+        transition = trajectory.steps[step]
+        flaws = applicable_flaws(transition.score)
+        if transition.action is None or not flaws:
+            raise UsageError(f"step {step} of {trajectory.id} has no action or no flaw can be committed against its judgment")
+        return self(purpose=trajectory.purpose, before=transition.before, action=transition.action.text,
+                    after=transition.after, good=transition.score, flaw=flaws[n % len(flaws)])
 
 
 def discrimination(meta_judge_keeps: list[tuple[bool, bool]]) -> float | None:
-    """Share of contrast pairs where the judge kept the good judgment and rejected the wrong one;
+    """Share of planted pairs where the judge kept the good judgment and rejected the wrong one;
     each item is (kept_good, kept_wrong). None when there are no pairs."""
     if not meta_judge_keeps:
         return None

@@ -59,7 +59,7 @@ class TaskScore(BaseModel):
         calls = traj.lm_calls
         return cls(
             task_id=traj.task.task_id, seed=traj.task.seed, success=traj.success,
-            phi_gain=round((traj.phi_end or 0.0) - (traj.phi_start or 0.0), 4),
+            phi_gain=round(traj.phi_gain, 4),
             progress=traj.steps[-1].progress if traj.steps else None, steps=len(traj.steps),
             lm_calls=len(calls), tokens=sum(c.tokens for c in calls), seconds=round(result.seconds, 3),
             trajectory_id=traj.id,

@@ -139,6 +139,11 @@ class Trajectory(BaseModel):
         return self.steps[-1].score.phi_after if self.steps else None
 
     @property
+    def phi_gain(self) -> float:
+        """Φ at the end minus Φ at the start (0 for an episode with no steps)."""
+        return (self.phi_end or 0.0) - (self.phi_start or 0.0)
+
+    @property
     def total_reward(self) -> float:
         return sum(s.reward for s in self.steps)
 

@@ -15,7 +15,10 @@ import json
 import re
 import threading
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from purpose_dspy.writing.tasks import WritingTask
 
 import dspy
 

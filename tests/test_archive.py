@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from purpose_dspy.cli import main
 from purpose_dspy.errors import StoreCorruptError, UsageError
-from purpose_dspy.memory.records import TextKeyDisk
+from purpose_dspy.stores.records import TextKeyDisk
 from purpose_dspy.writing.archive import EXAMPLES_HEADER, Archive, ArchiveConfig, render_examples
 
 CONSTRAINTS = "\nConstraints:\n- at most 12 words\n- name the place or the thing\n- no exclamation marks"

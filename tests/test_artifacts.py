@@ -18,7 +18,7 @@ from purpose_dspy.metrics import SplitMetrics, TaskScore
 from purpose_dspy.programs import PurposeAgent
 from purpose_dspy.signatures.act import Act
 from purpose_dspy.tasksets import load_taskset
-from purpose_dspy.teleprompter import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
+from purpose_dspy.teleprompt import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
 from rule_lm import rule_lms
 
 TASKSET = "tasksets/treasure-maze.toml"
@@ -105,7 +105,7 @@ class _Added(PurposeAgent):
 ])
 def test_a_changed_signature_is_refused_naming_the_change(tmp_path, compiled, monkeypatch, agent_class, expected):
     save(tmp_path / "maze", compiled)
-    monkeypatch.setattr(artifacts, "PurposeAgent", agent_class)
+    monkeypatch.setattr(artifacts.store, "PurposeAgent", agent_class)
     with pytest.raises(ArtifactError) as err:
         artifacts.load(tmp_path / "maze")
     message = str(err.value)
@@ -120,7 +120,7 @@ def test_a_changed_instruction_is_refused(tmp_path, compiled, monkeypatch):
             super().__init__()
             self.critic.judge = dspy.Predict(self.critic.judge.signature.with_instructions("Be nice."))
 
-    monkeypatch.setattr(artifacts, "PurposeAgent", Reworded)
+    monkeypatch.setattr(artifacts.store, "PurposeAgent", Reworded)
     with pytest.raises(ArtifactError, match=r"critic\.judge: the signature's instructions"):
         artifacts.load(tmp_path / "maze")
 
@@ -222,7 +222,7 @@ def test_a_loaded_artifact_predicts_exactly_what_the_compiled_program_did_in_a_n
 
 
 def test_eval_runs_an_artifact_on_the_task_set_it_carries(tmp_path, compiled):
-    from purpose_dspy.compile_job import evaluate_artifact
+    from purpose_dspy.jobs import evaluate_artifact
 
     save(tmp_path / "maze", compiled)
     lms, engine = rule_lms()
@@ -233,7 +233,7 @@ def test_eval_runs_an_artifact_on_the_task_set_it_carries(tmp_path, compiled):
 
 def _compile_into(root, lms):
     """What `compile --out root` does: continue from the promoted version when there is one."""
-    from purpose_dspy.compile_job import _promoted_parent
+    from purpose_dspy.jobs import _promoted_parent
 
     parent = _promoted_parent(root)
     tp = PurposeTeleprompter(lms, CompileConfig(progress=False))
@@ -279,14 +279,14 @@ def test_a_stale_promoted_version_is_not_continued_from_and_the_advice_works(tmp
     """The refusal's recompile command, followed, compiles from the zero-shot program and writes a version that loads."""
     root = tmp_path / "maze"
     save(root, compiled)
-    monkeypatch.setattr(artifacts, "PurposeAgent", _Added)
+    monkeypatch.setattr(artifacts.store, "PurposeAgent", _Added)
     with pytest.raises(artifacts.StaleArtifactError) as err:
         artifacts.load(root)
     message = str(err.value)
     assert f"--out {root}" in message and ("tasksets/treasure-maze.toml" in message or "taskset.toml" in message)
-    monkeypatch.setattr("purpose_dspy.compile_job.PurposeAgent", _Added)
+    monkeypatch.setattr("purpose_dspy.jobs.PurposeAgent", _Added)
     lms, _ = rule_lms()
-    from purpose_dspy.compile_job import compile_taskset
+    from purpose_dspy.jobs import compile_taskset
 
     from purpose_dspy.lm import load_lm_config
 
@@ -298,7 +298,7 @@ def test_a_stale_promoted_version_is_not_continued_from_and_the_advice_works(tmp
 
 def test_compile_twice_into_one_out_then_eval_through_the_cli(tmp_path, monkeypatch):
     """`compile --out D` twice (the second continues from the first), then `eval D`, and `artifacts diff`."""
-    import purpose_dspy.compile_job as job
+    import purpose_dspy.jobs as job
     import purpose_dspy.lm as lm_module
 
     lms, engine = rule_lms()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from purpose_dspy.checkpoint import FILENAME, Checkpoint
+from purpose_dspy.teleprompt.checkpoint import FILENAME, Checkpoint
 from purpose_dspy.errors import StoreCorruptError, UsageError
 
 

@@ -10,7 +10,7 @@ from dspy.utils.dummies import DummyLM
 
 from conftest import judgment
 from purpose_dspy.cli import main
-from purpose_dspy.critic_check import check_critic, make_probes
+from purpose_dspy.runtime.critic_check import check_critic, make_probes
 from purpose_dspy.environments import make_env
 
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from purpose_dspy.editing import edit
+from purpose_dspy.runtime.editing import edit
 from purpose_dspy.programs.editor import Editor
 from purpose_dspy.writing.archive import Archive
 from purpose_dspy.writing.constraints import ForbiddenWords, WordCount, count_words

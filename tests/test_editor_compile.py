@@ -15,12 +15,12 @@ from rule_lm import RuleEngine, rule_lms
 
 from purpose_dspy import artifacts
 from purpose_dspy.cli import main
-from purpose_dspy.compile_job import compile_taskset
-from purpose_dspy.editor_teleprompter import EditorTeleprompter, writing_examples
+from purpose_dspy.jobs import compile_taskset
+from purpose_dspy.teleprompt import EditorTeleprompter, writing_examples
 from purpose_dspy.lm import load_lm_config
 from purpose_dspy.programs.editor import Editor
 from purpose_dspy.tasksets import load_taskset
-from purpose_dspy.teleprompter import CompileConfig
+from purpose_dspy.teleprompt import CompileConfig
 from purpose_dspy.writing.constraints import count_words
 from purpose_dspy.writing.tasks import tasks_of
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from purpose_dspy.cli import main
-from purpose_dspy.editing import edit
+from purpose_dspy.runtime.editing import edit
 from purpose_dspy.programs.editor import Editor
 from purpose_dspy.tasksets import load_taskset
 from purpose_dspy.writing.archive import Archive

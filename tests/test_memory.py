@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from purpose_dspy.errors import StoreCorruptError, UsageError
 from purpose_dspy.memory import CardEvent, MemoryCard, MemoryCI, MemoryConfig, MemoryContext, MemoryStore
 from purpose_dspy.memory.cards import Provenance
-from purpose_dspy.memory.records import TextKeyDisk
+from purpose_dspy.stores.records import TextKeyDisk
 from purpose_dspy.types import State
 
 

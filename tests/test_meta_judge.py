@@ -140,19 +140,15 @@ def trajectory(tid: str) -> Trajectory:
     return Trajectory(id=tid, purpose="reach the treasure", task=Task(env_id="treasure-maze"), steps=steps)
 
 
-def test_contrast_pairs_are_deterministic_for_a_seed_and_skip_unusable_steps():
+def test_plant_commits_each_applicable_flaw_in_turn_and_refuses_unusable_steps():
     ste = SelfTaughtEvaluator()
-
-    def pairs(tid, seed):
-        lm = DummyLM([COPIED] * 10, adapter=dspy.JSONAdapter())
-        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-            return [(p.step, p.flaw, p.wrong) for p in ste.contrast_pairs(trajectory(tid), per_trajectory=3, seed=seed)]
-
-    first = pairs("t1", 0)
-    assert first == pairs("t1", 0) and len(first) == 3
-    assert all(step not in (2, 3) for step, _, _ in first)  # no action / unscored
-    draws = {tuple(pairs("t1", seed)) for seed in range(6)} | {tuple(pairs(t, 0)) for t in ("t2", "t3")}
-    assert len(draws) > 1  # the seed and the trajectory id both change the draw
+    traj = trajectory("t1")
+    lm = DummyLM([COPIED] * 20, adapter=dspy.JSONAdapter())
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        flaws = [ste.plant(traj, 0, n).flaw for n in range(len(applicable_flaws(GOOD)) + 1)]
+        assert flaws[:-1] == list(applicable_flaws(GOOD)) and flaws[-1] == flaws[0]
+        with pytest.raises(UsageError, match="no action"):
+            ste.plant(traj, 2, 0)  # step 2 has no action
 
 
 def test_discrimination_is_the_share_of_pairs_told_apart():

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from purpose_dspy.errors import StoreBusyError, StoreCorruptError
-from purpose_dspy.replay import FILENAME, ExperienceReplay, ReplayConfig
+from purpose_dspy.experience.replay import FILENAME, ExperienceReplay, ReplayConfig, replay_key
+from purpose_dspy.safeguards.canonical import state_key
 from purpose_dspy.types import Action, PurposeScore, State, Task, Trajectory, Transition
 
 FAMILY = "twx:cooking"
@@ -167,6 +168,39 @@ def test_a_step_without_an_action_is_stored_but_learns_nothing():
     assert store.add(trajectory([KITCHEN, KITCHEN, "You won"], [None, "win"], success=True)) == 2
     assert store.stats()["q_values"] == 1
     assert store.q_value(PURPOSE, KITCHEN, "win", family=FAMILY) == (pytest.approx(cfg.success_reward - cfg.step_cost), 1)
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+class Clocked:
+    """An environment whose observation carries a move counter, declared the way environments declare
+    it (`volatile_patterns`, see purpose_dspy/environments/base.py): it changes when the world does not."""
+
+    env_id = "clocked"
+    volatile_patterns: tuple[str, ...] = (r"Moves: \d+\.",)
+
+
+def test_observations_differing_only_in_a_volatile_field_share_one_replay_key():
+    env = Clocked()
+    early = "Moves: 3. You are in a kitchen. A fridge stands in the corner."
+    late = "Moves: 17.  You are in a kitchen. A fridge stands in the corner."
+    elsewhere = "Moves: 3. You are in a dusty hallway."
+    volatile = env.volatile_patterns
+    assert replay_key(env.env_id, PURPOSE, early, volatile=volatile) == replay_key(env.env_id, PURPOSE, late, volatile=volatile)
+    assert replay_key(env.env_id, PURPOSE, early, volatile=volatile) != replay_key(env.env_id, PURPOSE, elsewhere, volatile=volatile)
+    assert replay_key(env.env_id, PURPOSE, early) != replay_key(env.env_id, PURPOSE, late)  # undeclared: two states
+    # the critic's Φ key agrees on what is the same state
+    assert state_key("critic", PURPOSE, early, volatile) == state_key("critic", PURPOSE, late, volatile)
+
+    store = ExperienceReplay()
+    store.declare_volatile(env.env_id, env.volatile_patterns)
+    store.add(trajectory([early, "Moves: 4. You eat the apple. You won!"], ["open fridge"], success=True,
+                         env_id=env.env_id))
+    assert store.q_value(PURPOSE, late, "open fridge", family=env.env_id)[1] == 1
+    here = store.recall(PURPOSE, State(observation=late), family=env.env_id)
+    assert here.encouraged[0].action == "open fridge" and here.encouraged[0].similarity == 1.0
+    assert here.encouraged[0].on_success_path
+    assert store.q_value(PURPOSE, late, "open fridge", family="other") is None
 
 
 # -- recall ----------------------------------------------------------------------------------------
@@ -333,7 +367,7 @@ WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
     from test_replay import game_trajectory
-    from purpose_dspy.replay import ExperienceReplay
+    from purpose_dspy.experience.replay import ExperienceReplay
 
     store = ExperienceReplay(sys.argv[2])
     i = int(sys.argv[3])
@@ -395,7 +429,7 @@ FOUR = textwrap.dedent("""
     import pathlib, sys, time
     sys.path.insert(0, sys.argv[1])
     from test_replay import shared_trajectory
-    from purpose_dspy.replay import ExperienceReplay
+    from purpose_dspy.experience.replay import ExperienceReplay
 
     root, proc = pathlib.Path(sys.argv[2]), int(sys.argv[3])
     (root / f"ready{proc}").touch()

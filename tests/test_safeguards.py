@@ -13,9 +13,9 @@ import pytest
 from diskcache.core import MODE_PICKLE
 
 from conftest import judgment, scripted_lms
-from purpose_dspy.config import RunConfig
+from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.errors import StoreCorruptError
-from purpose_dspy.orchestrator import Orchestrator
+from purpose_dspy.runtime.orchestrator import Orchestrator
 from purpose_dspy.programs import PurposeAgent
 from purpose_dspy.safeguards import SAFEGUARDS, CriticGuard, PhiStore, SafeguardConfig
 from purpose_dspy.safeguards.anomaly import check_jump

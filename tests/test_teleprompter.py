@@ -11,10 +11,10 @@ import json
 import pytest
 
 from purpose_dspy import make_env
-from purpose_dspy.checkpoint import FILENAME
+from purpose_dspy.teleprompt.checkpoint import FILENAME
 from purpose_dspy.programs import PurposeAgent
 from purpose_dspy.tasksets import load_taskset
-from purpose_dspy.teleprompter import CompileConfig, PurposeTeleprompter, loop_erased, task_examples
+from purpose_dspy.teleprompt import CompileConfig, PurposeTeleprompter, loop_erased, task_examples
 from purpose_dspy.types import Action, PurposeScore, State, Task, Trajectory, Transition
 from rule_lm import RuleEngine, rule_lms
 
@@ -122,9 +122,11 @@ def test_an_interrupted_compile_resumes_without_redoing_finished_rollouts(tmp_pa
 
 
 def test_a_different_compile_in_the_same_run_dir_starts_fresh(tmp_path):
-    compile_once(tmp_path, seed=1)
-    compile_once(tmp_path, seed=2)
-    assert len(list(tmp_path.glob(f"*/{FILENAME}"))) == 2
+    first, _, _ = compile_once(tmp_path, seed=1)
+    other, _, _ = compile_once(tmp_path, seed=2)
+    assert other.report.resumed_units == 0 and other.report.run_dir != first.report.run_dir
+    again, _, _ = compile_once(tmp_path, seed=1)  # the first job run again: everything reused
+    assert again.report.run_dir == first.report.run_dir and again.report.resumed_units > 0
 
 
 def test_planted_wrong_judgments_are_rejected_even_when_the_judge_lm_keeps_everything():

@@ -84,13 +84,6 @@ class LlamaCppEngine:
             atexit.register(self.close)
         return self._llama
 
-    def close(self) -> None:
-        """Free the loaded model (it loads again on the next call)."""
-        with self._lock:
-            llama, self._llama = self._llama, None
-        if llama is not None:
-            llama.close()
-
     def complete(self, request: Any) -> Any:
         from dspy.lm15 import ContextLengthError, response_from_openai_chat
 
@@ -135,6 +128,7 @@ class LlamaCppEngine:
         return response_to_events(self.complete(request))
 
     def close(self) -> None:
+        """Free the loaded model (it loads again on the next call)."""
         with self._lock:
             llama, self._llama = self._llama, None
         if llama is not None and hasattr(llama, "close"):

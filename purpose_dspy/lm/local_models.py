@@ -36,7 +36,6 @@ LOCAL_MODELS: dict[str, tuple[str, Callable[[], Path]]] = {
     "smollm2-135m": ("SmolLM2-135M-Instruct.Q4_1.gguf", _smollm2),
     "gemma3-270m": ("gemma-3-270m-q4_k_m.gguf", _gemma3),
 }
-DEFAULT_LOCAL_MODEL = "smollm2-135m"
 
 
 def resolve_local(name: str) -> tuple[str, Path]:

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from purpose_dspy.memory.text import words
+from purpose_dspy.text import words
 from purpose_dspy.types import Role
 
 CardKind = Literal["strategic", "procedural", "tool", "critic_calibration", "failure_pattern"]

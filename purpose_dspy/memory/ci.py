@@ -19,7 +19,7 @@ from purpose_dspy.memory.cards import CardEvent, CardStats, CardStatus, MemoryCa
 from purpose_dspy.memory.config import MemoryConfig
 from purpose_dspy.memory.screen import quarantine_reason
 from purpose_dspy.memory.store import MemoryStore
-from purpose_dspy.memory.text import jaccard
+from purpose_dspy.text import jaccard
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 
 from purpose_dspy.memory.cards import MemoryCard, MemoryContext
-from purpose_dspy.memory.text import LINE_CAP, content_words, estimate_tokens, one_line
+from purpose_dspy.text import LINE_CAP, content_words, estimate_tokens, one_line
 from purpose_dspy.types import State
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (

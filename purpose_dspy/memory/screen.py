@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from purpose_dspy.memory.cards import MemoryCard
-from purpose_dspy.memory.text import shared_run
+from purpose_dspy.text import one_line, shared_run
 from purpose_dspy.safeguards.injection import find_injection
 
 INSTRUCTION_PATTERNS: tuple[str, ...] = (
@@ -75,8 +75,7 @@ def quarantine_reason(card: MemoryCard, observations: Sequence[str] = (), *, cop
 
 
 def _quote(passage: str, cap: int = 80) -> str:
-    passage = " ".join(passage.split())
-    return repr(passage if len(passage) <= cap else passage[: cap - 1] + "…")
+    return repr(one_line(passage, cap))
 
 
 def _redact(secret: str) -> str:

@@ -32,7 +32,9 @@ def canonical_text(text: str, volatile: Sequence[str] = ()) -> str:
 
 
 def state_key(namespace: str, purpose: str, text: str, volatile: Sequence[str] = ()) -> str:
-    """Store key of Φ(state | purpose) for one critic (`namespace` names the critic's LM and prompt)."""
+    """Store key of Φ(state | purpose) for one critic (`namespace` names the critic's LM and prompt).
+
+    The replay store keys its states with `experience.replay.replay_key`, on this same canonical text."""
     material = "\x1f".join((namespace, canonical_text(purpose), canonical_text(text, volatile)))
     return "phi/v1/" + hashlib.sha256(material.encode("utf-8")).hexdigest()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from purpose_dspy.safeguards.anomaly import check_jump
 from purpose_dspy.safeguards.canonical import state_key
@@ -33,6 +34,18 @@ from purpose_dspy.safeguards.phi_store import PhiStore
 from purpose_dspy.types import PurposeScore, State
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What step 1 (cache) found: the store keys of s and s' (None with the cache off), the Φ the
+    store already holds for each (None if not scored before), and whether both are one canonical state."""
+
+    key_b: str | None = None
+    key_a: str | None = None
+    phi_b: float | None = None
+    phi_a: float | None = None
+    same: bool = False
 
 
 class CriticGuard:
@@ -63,54 +76,18 @@ class CriticGuard:
     ) -> PurposeScore:
         """Score s -> s'. `judge` asks the LM (called only if needed); `phi_prev` is the trajectory's
         current Φ (None on its first step) and `history` its earlier deltas."""
-        on = self.config.on
-        key_b = key_a = None
-        known_b = known_a = None
-        same = False
-        if on("cache"):
-            key_b = state_key(self.namespace, purpose, before.observation, self.volatile)
-            key_a = state_key(self.namespace, purpose, after.observation, self.volatile)
-            same = key_a == key_b
-            known_b = self.store.get(key_b)
-            known_a = known_b if same else self.store.get(key_a)
-            if known_b is not None and known_a is not None:
-                return PurposeScore(
-                    phi_before=known_b, phi_after=known_a, evidence="", reasoning="Φ of both states already settled",
-                    flags=("cached",),  # no LM call: both numbers come from the store
-                )
-
+        known = self._look_up(purpose, before, after)  # 1. cache
+        if known.phi_b is not None and known.phi_a is not None:
+            return PurposeScore(
+                phi_before=known.phi_b, phi_after=known.phi_a, evidence="", reasoning="Φ of both states already settled",
+                flags=("cached",),  # no LM call: both numbers come from the store
+            )
         raw = judge()
         if "unscored" in raw.flags:
             return raw
         flags: list[str] = []
-        phi_b = raw.phi_before
-        if known_b is not None:
-            if abs(known_b - raw.phi_before) > 1e-9:
-                flags.append("cached")  # the store overrode the LM's number for s
-            phi_b = known_b
-        elif on("normalise") and phi_prev is not None:
-            if abs(phi_prev - raw.phi_before) > 1e-9:
-                flags.append("normalised")
-            phi_b = phi_prev
-        if key_b is not None and known_b is None:
-            phi_b = self.store.settle(key_b, phi_b)
-
-        if same:
-            phi_a = phi_b
-            if raw.delta != 0:
-                flags.append("same_state")
-        elif known_a is not None:
-            phi_a = known_a
-            if abs(known_a - raw.phi_after) > 1e-9:
-                flags.append("cached")  # the store overrode the LM's number for s'
-        else:
-            delta = self._gated_delta(raw, raw.phi_after - phi_b, before, after, history, flags)
-            phi_a = round(min(10.0, max(0.0, phi_b + delta)), 6)
-            if key_a is not None:
-                settled = self.store.settle(key_a, phi_a)
-                if settled != phi_a:  # another run or process scored this state first: its Φ holds
-                    phi_a = settled
-                    flags.append("cached")
+        phi_b = self._phi_before(raw, known, phi_prev, flags)  # 1. cache, 2. normalise
+        phi_a = self._phi_after(raw, known, phi_b, before, after, history, flags)  # 1. cache, 3-6. the gates
         return PurposeScore.model_validate(
             {
                 **raw.model_dump(), "phi_before": phi_b, "phi_after": phi_a, "flags": tuple(dict.fromkeys(flags)),
@@ -118,9 +95,59 @@ class CriticGuard:
             }
         )
 
+    def _look_up(self, purpose: str, before: State, after: State) -> _Known:
+        """Step 1 (cache): the canonical keys of s and s' and the Φ the store already holds for them."""
+        if not self.config.on("cache"):
+            return _Known()
+        key_b = state_key(self.namespace, purpose, before.observation, self.volatile)
+        key_a = state_key(self.namespace, purpose, after.observation, self.volatile)
+        same = key_a == key_b
+        phi_b = self.store.get(key_b)
+        phi_a = phi_b if same else self.store.get(key_a)
+        return _Known(key_b, key_a, phi_b, phi_a, same)
+
+    def _phi_before(self, raw: PurposeScore, known: _Known, phi_prev: float | None, flags: list[str]) -> float:
+        """Φ(s): the stored value (step 1), else the trajectory's current Φ (step 2), else the LM's; settled."""
+        phi_b = raw.phi_before
+        if known.phi_b is not None:
+            if abs(known.phi_b - raw.phi_before) > 1e-9:
+                flags.append("cached")  # the store overrode the LM's number for s
+            phi_b = known.phi_b
+        elif self.config.on("normalise") and phi_prev is not None:
+            if abs(phi_prev - raw.phi_before) > 1e-9:
+                flags.append("normalised")
+            phi_b = phi_prev
+        if known.key_b is not None and known.phi_b is None:
+            phi_b = self.store.settle(known.key_b, phi_b)
+        return phi_b
+
+    def _phi_after(
+        self, raw: PurposeScore, known: _Known, phi_b: float, before: State, after: State, history: Sequence[float],
+        flags: list[str],
+    ) -> float:
+        """Φ(s'): Φ(s) for the same state, the stored value (step 1), else Φ(s) plus the gated delta
+        (steps 3-6), clamped to 0-10 and settled (a value another run settled first holds)."""
+        if known.same:
+            if raw.delta != 0:
+                flags.append("same_state")
+            return phi_b
+        if known.phi_a is not None:
+            if abs(known.phi_a - raw.phi_after) > 1e-9:
+                flags.append("cached")  # the store overrode the LM's number for s'
+            return known.phi_a
+        delta = self._gated_delta(raw, raw.phi_after - phi_b, before, after, history, flags)
+        phi_a = round(min(10.0, max(0.0, phi_b + delta)), 6)
+        if known.key_a is not None:
+            settled = self.store.settle(known.key_a, phi_a)
+            if settled != phi_a:  # another run or process scored this state first: its Φ holds
+                phi_a = settled
+                flags.append("cached")
+        return phi_a
+
     def _gated_delta(
         self, raw: PurposeScore, delta: float, before: State, after: State, history: Sequence[float], flags: list[str]
     ) -> float:
+        """Steps 3-6, in order: injection, evidence, confidence, anomaly; each appends the flag it fires."""
         on, cfg = self.config.on, self.config
         if on("injection"):
             hits = find_injection(before.observation) + find_injection(after.observation)

@@ -13,7 +13,7 @@ from pathlib import Path
 import diskcache
 
 from purpose_dspy.errors import StoreCorruptError
-from purpose_dspy.json_disk import SafeJSONDisk
+from purpose_dspy.stores.json_disk import SafeJSONDisk
 
 FORMAT = 1
 

@@ -33,10 +33,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpose_dspy.errors import UsageError
-from purpose_dspy.memory.records import (
+from purpose_dspy.stores.records import (
     EVENT_PREFIX, DiskRecords, MemoryRecords, check_format, read_record, validate_record,
 )
-from purpose_dspy.text_overlap import overlap, shingles
+from purpose_dspy.text import one_line, overlap, shingles
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ ENTRY_PREFIX = "entry/"
 EXAMPLE_CHARS = 400
 """Longest task brief or answer shown to a draft; the rest is cut (archived text is untrusted)."""
 _CONSTRAINTS_LINE = re.compile(r"^[ \t]*Constraints:", re.MULTILINE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 EXAMPLES_HEADER = (
     "Accepted answers to similar tasks follow. Learn from them what made each one meet its constraints. "
@@ -148,16 +147,11 @@ def render_examples(examples: list[ArchivedOutput]) -> str:
     if not examples:
         return ""
     blocks = [
-        f"Task: {_one_line(e.brief)}\nAccepted answer (score {round(e.score, 2):g}/10): {_one_line(e.output)}"
+        f"Task: {one_line(e.brief, EXAMPLE_CHARS)}\n"
+        f"Accepted answer (score {round(e.score, 2):g}/10): {one_line(e.output, EXAMPLE_CHARS)}"
         for e in examples
     ]
     return "\n\n".join([EXAMPLES_HEADER, *blocks])
-
-
-def _one_line(text: str, limit: int = EXAMPLE_CHARS) -> str:
-    """Untrusted text made inert for a prompt: control characters and line breaks collapsed, length capped."""
-    flat = " ".join(_CONTROL.sub(" ", text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def measure_drift(events: list[ArchiveEvent], window: int, warn_drop: float, hint: str) -> Drift:

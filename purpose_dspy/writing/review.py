@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from purpose_dspy.safeguards.injection import find_injection
-from purpose_dspy.text_overlap import overlap, shingles
+from purpose_dspy.text import overlap, shingles
 from purpose_dspy.writing.constraints import count_sentences, count_words
 from purpose_dspy.writing.rubric import Rubric
 from purpose_dspy.writing.tasks import WritingTask

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from purpose_dspy.cli import _fail, lm_options, main
-from purpose_dspy.errors import PurposeDspyError, UsageError
+from purpose_dspy.cli.options import lm_options
+from purpose_dspy.errors import UsageError
 
 
-@main.command("edit")
+@click.command("edit")
 @click.argument("request")
 @click.option("--archive-dir", default=None, envvar="PURPOSE_DSPY_ARCHIVE", type=click.Path(file_okay=False),
               help="Archive of accepted outputs: similar ones are shown to the draft, and a passing output is "
@@ -20,10 +21,10 @@ from purpose_dspy.errors import PurposeDspyError, UsageError
 @click.option("--max-iterations", default=3, show_default=True, type=click.IntRange(1), help="Drafts at most.")
 @click.option("--target", default=None, type=click.FloatRange(0, 10), help="Composite score that passes [default: 8].")
 @click.option("--no-learn", is_flag=True, help="Read the archive but do not add to it.")
-@lm_options
+@lm_options(critic=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: output, gate, every round, cost.")
 def edit_command(request: str, archive_dir: str | None, program_ref: str | None, max_iterations: int,
-                 target: float | None, no_learn: bool, model: str | None, api_base: str | None, critic_lm: str | None,
+                 target: float | None, no_learn: bool, model: str | None, api_base: str | None,
                  config_file: str | None, as_json: bool) -> None:
     """Write REQUEST through draft -> critique -> refine, scored in Python.
 
@@ -38,42 +39,44 @@ def edit_command(request: str, archive_dir: str | None, program_ref: str | None,
       purpose-dspy edit "Write a tagline for a bookstore in exactly 12 words. Avoid the words 'we' and 'our'."
       purpose-dspy edit "Describe a lighthouse in 2 sentences." --archive-dir runs/archive --json
     """
-    from purpose_dspy.editing import edit
+    from purpose_dspy.runtime.editing import edit
     from purpose_dspy.lm import build_role_lms, load_lm_config
     from purpose_dspy.programs.editor import Editor
     from purpose_dspy.writing.archive import Archive
     from purpose_dspy.writing.rubric import Rubric
     from purpose_dspy.writing.tasks import task_from_text
 
-    try:
-        task = task_from_text(request)
-        if program_ref:
-            from purpose_dspy.artifacts import load
+    task = task_from_text(request)
+    if program_ref:
+        from purpose_dspy.artifacts import load
 
-            compiled = load(program_ref)
-            if not compiled.is_editor:
-                raise UsageError(f"{program_ref} is a compiled agent, not an editor; give a compiled editor")
-            editor = compiled.program
-        else:
-            editor = Editor()
-        editor.max_iterations = max_iterations
-        if target is not None:
-            editor.rubric = Rubric(**{**editor.rubric.model_dump(), "target": target})
-        config = load_lm_config(model=model, api_base=api_base, config_file=config_file, role_models={"critic": critic_lm})
-        lm = build_role_lms(config, roles=("editor",))["editor"]
-        archive = Archive(archive_dir) if archive_dir else None
-        try:
-            result = edit(task, lm=lm, editor=editor, archive=archive, learn=not no_learn)
-            drift = archive.drift() if archive is not None else None
-        finally:
-            if archive is not None:
-                archive.close()
-    except PurposeDspyError as exc:
-        _fail(exc)
+        compiled = load(program_ref)
+        if not compiled.is_editor:
+            raise UsageError(f"{program_ref} is a compiled agent, not an editor; give a compiled editor")
+        editor = compiled.program
+    else:
+        editor = Editor()
+    editor.max_iterations = max_iterations
+    if target is not None:
+        editor.rubric = Rubric(**{**editor.rubric.model_dump(), "target": target})
+    config = load_lm_config(model=model, api_base=api_base, config_file=config_file)
+    lm = build_role_lms(config, roles=("editor",))["editor"]
+    archive = Archive(archive_dir) if archive_dir else None
+    try:
+        result = edit(task, lm=lm, editor=editor, archive=archive, learn=not no_learn)
+        drift = archive.drift() if archive is not None else None
+    finally:
+        if archive is not None:
+            archive.close()
     if as_json:
         click.echo(json.dumps({**result.summary(), "constraints": [c.describe() for c in task.constraints],
                                "drift": drift.model_dump(mode="json") if drift else None}))
         return
+    _print_result(result, task, archive_dir, drift)
+
+
+def _print_result(result: Any, task: Any, archive_dir: str | None, drift: Any) -> None:
+    """The text on stdout; what was measured, each round and the verdict on stderr."""
     click.echo(result.output or "(no text)")
     click.echo("", err=True)
     if task.constraints:

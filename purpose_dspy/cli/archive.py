@@ -9,11 +9,10 @@ from typing import Any
 
 import click
 
-from purpose_dspy.cli import _fail, main
-from purpose_dspy.errors import PurposeDspyError, UsageError
+from purpose_dspy.errors import UsageError
 
 
-@main.group("archive")
+@click.group("archive")
 def archive_group() -> None:
     """Inspect the editor's archive of accepted outputs (those whose composite score met the target).
 
@@ -64,11 +63,8 @@ def archive_list(directory: str, limit: int | None, drift_window: int, drift_war
       purpose-dspy archive list --dir runs/archive --limit 20 --json
       purpose-dspy archive list --dir runs/archive --drift-window 25
     """
-    try:
-        with _open(directory, drift_window=drift_window, drift_warn_drop=drift_warn_drop) as archive:
-            entries, drift = archive.entries()[:limit], archive.drift()
-    except PurposeDspyError as exc:
-        _fail(exc)
+    with _open(directory, drift_window=drift_window, drift_warn_drop=drift_warn_drop) as archive:
+        entries, drift = archive.entries()[:limit], archive.drift()
     if as_json:
         click.echo(json.dumps({"entries": [e.model_dump(mode="json") for e in entries],
                                "drift": drift.model_dump(mode="json")}))
@@ -93,12 +89,9 @@ def archive_show(directory: str, archived_id: str, as_json: bool) -> None:
     Examples:
       purpose-dspy archive show 3f2a9c01b7de --dir runs/archive
     """
-    try:
-        with _open(directory) as archive:
-            entry = archive.get(archived_id)
-            events = [e for e in archive.events() if e.id == archived_id]
-    except PurposeDspyError as exc:
-        _fail(exc)
+    with _open(directory) as archive:
+        entry = archive.get(archived_id)
+        events = [e for e in archive.events() if e.id == archived_id]
     record = {"entry": entry.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
     click.echo(json.dumps(record) if as_json else json.dumps(record, indent=2, ensure_ascii=False))
 
@@ -114,11 +107,8 @@ def archive_remove(directory: str, archived_id: str, as_json: bool) -> None:
     Examples:
       purpose-dspy archive remove 3f2a9c01b7de --dir runs/archive
     """
-    try:
-        with _open(directory) as archive:
-            entry = archive.remove(archived_id)
-    except PurposeDspyError as exc:
-        _fail(exc)
+    with _open(directory) as archive:
+        entry = archive.remove(archived_id)
     if as_json:
         click.echo(json.dumps(entry.model_dump(mode="json")))
     else:

@@ -23,8 +23,6 @@ Temperature-0 LMs and the seed make a compile reproducible.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import time
@@ -32,35 +30,36 @@ from pathlib import Path
 from typing import Any
 
 import dspy
-from dspy.teleprompt import Teleprompter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from purpose_dspy.checkpoint import Checkpoint
+from purpose_dspy.teleprompt.checkpoint import Checkpoint
 from purpose_dspy.errors import UsageError
 from purpose_dspy.experience import Experience
 from purpose_dspy.memory.cards import MemoryCard, Provenance
 from purpose_dspy.metrics import SplitMetrics, TaskScore
-from purpose_dspy.orchestrator import render_history
+from purpose_dspy.runtime.orchestrator import render_history
+from purpose_dspy.programs.actor import Actor
 from purpose_dspy.programs.agent import PurposeAgent
+from purpose_dspy.programs.critic import PurposeCritic
 from purpose_dspy.programs.distiller import Distiller, rank_trajectories
 from purpose_dspy.programs.meta_judge import MetaJudge, failure_pattern
 from purpose_dspy.programs.self_taught_evaluator import SelfTaughtEvaluator, applicable_flaws, discrimination
-from purpose_dspy.rollouts import LMBudget, run_tasks
+from purpose_dspy.runtime.budget import LMBudget
+from purpose_dspy.runtime.config import RunConfig
+from purpose_dspy.runtime.rollouts import run_tasks
+from purpose_dspy.teleprompt.base import (
+    BudgetConfig, BudgetedTeleprompter, CompileReport, DemoSource, interleave, task_of,
+)
 from purpose_dspy.safeguards import PhiStore
-from purpose_dspy.trace import traced_copy
+from purpose_dspy.runtime.trace import traced_copy
 from purpose_dspy.types import LMCall, PurposeScore, Role, RunResult, Task, Trajectory, Transition
 
 logger = logging.getLogger(__name__)
 
 
-class CompileConfig(BaseModel):
-    """How a compile spends its budget and what it keeps."""
+class CompileConfig(BudgetConfig):
+    """How the agent's compile spends its budget and what it keeps."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_lm_calls: int | None = Field(None, gt=0, description="LM calls for the whole compile; None = unlimited.")
-    num_threads: int = Field(1, gt=0, description="Rollouts run at once (one environment per thread).")
-    seed: int = Field(0, description="Seeds exploration and every sample the compile draws.")
     explore: float = Field(0.3, ge=0, le=1, description="Exploration rate of the train rollouts (see RunConfig.explore).")
     max_actor_demos: int = Field(48, ge=0, description="Size of the actor's demo pool.")
     demos_per_call: int = Field(3, ge=0, description="Pool demos each actor call is shown (the nearest ones).")
@@ -72,42 +71,9 @@ class CompileConfig(BaseModel):
     )
     distill: bool = Field(True, description="Let the distiller propose memory cards from the winning trajectories.")
     distill_top_k: int = Field(3, gt=0, description="Trajectories the distiller reads.")
-    progress: bool = Field(True, description="Show progress bars (stderr).")
-
-
-class DemoSource(BaseModel):
-    """Where one demo came from."""
-
-    component: str
-    index: int = Field(description="Position in the component's demo pool.")
-    trajectory_id: str
-    step: int
-    task_id: str
-
-
-class CompileReport(BaseModel):
-    """What a compile did and what it cost; the artifact's manifest is built from it."""
-
-    before: SplitMetrics | None = None
-    after: SplitMetrics | None = None
-    train: SplitMetrics | None = None
-    demos: list[DemoSource] = Field(default_factory=list)
-    judge: dict[str, Any] = Field(default_factory=dict)
-    memory_cards: list[dict[str, Any]] = Field(default_factory=list)
-    lm_calls: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    phases: dict[str, dict[str, float]] = Field(default_factory=dict)
-    budget_exhausted: bool = Field(False, description="Some rollout, judgment or distillation was skipped for lack of LM calls.")
-    resumed_units: int = Field(0, description="Units of work (rollouts, judgments) reused from an interrupted run.")
-    run_dir: str | None = Field(None, description="Where this compile's checkpoint lives (None: nowhere).")
-
-    def finish(self, budget: LMBudget, started: float) -> None:
-        """The closing figures: what the budget spent, tokens over all phases, wall time since `started`."""
-        self.budget_exhausted = budget.ran_out
-        self.lm_calls = budget.spent
-        self.tokens = int(sum(p["tokens"] for p in self.phases.values()))
-        self.seconds = round(time.perf_counter() - started, 2)
+    run: RunConfig = Field(default_factory=RunConfig, description=(
+        "How each rollout runs: safeguards, history window, observation cap. Its step limit comes from the "
+        "examples' `max_steps`, its exploration from `explore` (train rollouts only), its seed from `seed`."))
 
 
 def task_examples(tasks: list[Task], *, purpose: str = "{env_purpose}", max_steps: int = 20) -> list[dspy.Example]:
@@ -128,7 +94,7 @@ def loop_erased(trajectory: Trajectory) -> list[Transition]:
     return path
 
 
-class PurposeTeleprompter(Teleprompter):
+class PurposeTeleprompter(BudgetedTeleprompter):
     """Compiles a `PurposeAgent` (actor demos, critic calibration demos, a memory snapshot)."""
 
     def __init__(
@@ -157,23 +123,13 @@ class PurposeTeleprompter(Teleprompter):
     # -- the contract -------------------------------------------------------------------------
     def compile(self, student: PurposeAgent, *, trainset: list[dspy.Example], teacher: Any = None,
                 valset: list[dspy.Example] | None = None, **kwargs: Any) -> PurposeAgent:
-        if not trainset:
-            raise UsageError("compile needs a non-empty trainset (dspy.Examples with a `task`; see task_examples)")
         started = time.perf_counter()
         cfg = self.config
-        job = self._job_key(student, trainset, valset)
-        # One directory per job under run_dir: the same compile run again resumes, a different one starts fresh.
-        job_dir = self.run_dir / job if self.run_dir is not None else None
-        ckpt = Checkpoint(job_dir, job)
-        budget = LMBudget(cfg.max_lm_calls)
-        report = CompileReport(resumed_units=len(ckpt), run_dir=str(job_dir) if job_dir else None)
-        self.report = report
-        phi_store = PhiStore(job_dir / "phi" if job_dir else None)
+        ckpt, budget, report = self._start(self._job_key(student, trainset, valset), trainset, "task_examples")
+        phi_store = PhiStore(Path(report.run_dir) / "phi" if report.run_dir else None)
 
         # 1. the student on the valset: the paired baseline
-        if valset:
-            report.before = self._evaluate("before", student, valset, budget, ckpt, phi_store)
-            budget.hold(report.before.lm_calls)  # the final evaluation will cost about as much
+        self._baseline(lambda: self._evaluate("before", student, valset, budget, ckpt, phi_store), valset, budget)
 
         # 2. rollouts of the student on the trainset (exploring)
         train = self._rollouts("train", student, trainset, budget, ckpt, phi_store, explore=cfg.explore)
@@ -199,12 +155,7 @@ class PurposeTeleprompter(Teleprompter):
         report.memory_cards = self._memory(trajectories, failures, budget, ckpt)
 
         # 6. the compiled program on the valset
-        budget.release()
-        if valset:
-            report.after = self._evaluate("after", program, valset, budget, ckpt, phi_store)
-            logger.info("valset before: %s", report.before.row() if report.before else "-")
-            logger.info("valset after:  %s", report.after.row())
-        report.finish(budget, started)
+        self._final(lambda: self._evaluate("after", program, valset, budget, ckpt, phi_store), valset, budget, started)
         phi_store.close()
         program._compiled = True
         return program
@@ -215,8 +166,9 @@ class PurposeTeleprompter(Teleprompter):
         tasks = [self._task(e) for e in examples]
         max_steps = int(examples[0].get("max_steps", 20))
         purpose = str(examples[0].get("purpose", "{env_purpose}"))
+        config = self.config.run.model_copy(update={"max_steps": max_steps, "explore": explore, "seed": self.config.seed})
         results = run_tasks(
-            agent, tasks, lms=self.lms, max_steps=max_steps, purpose=purpose, explore=explore, seed=self.config.seed,
+            agent, tasks, lms=self.lms, config=config, purpose=purpose,
             num_threads=self.config.num_threads, budget=budget, phi_store=phi_store,
             finished=lambda t: self._restore(ckpt, f"{phase}/{t.task_id}"),
             on_result=lambda t, r: ckpt.put(f"{phase}/{t.task_id}", r.model_dump(mode="json")),
@@ -245,76 +197,30 @@ class PurposeTeleprompter(Teleprompter):
                 if (step.before.observation, step.action.text) in seen:
                     continue
                 seen.add((step.before.observation, step.action.text))
-                demos.append(dspy.Example(
-                    purpose=traj.purpose, observation=step.before.observation,
-                    history=render_history(path[:i], 6, 160) or "(none yet)",
-                    valid_actions=list(step.before.valid_actions), experience="(none)",
+                demos.append(Actor.demo(
+                    traj.purpose, step.before, step.action.text,
                     thought=f"'{step.action.text}' was on a successful path from this state before.",
-                    action=step.action.text,
-                ).with_inputs("purpose", "observation", "history", "valid_actions", "experience"))
+                    history=render_history(path[:i], 6, 160),
+                ))
                 sources.append(DemoSource(component="actor", index=len(demos) - 1, trajectory_id=traj.id,
                                           step=step.index, task_id=traj.task.task_id))
         return demos, sources
 
     def _calibrate(self, trajectories: list[Trajectory], budget: LMBudget, ckpt: Checkpoint,
                    report: CompileReport) -> tuple[list[dspy.Example], list[DemoSource], list[MemoryCard]]:
-        cfg = self.config
-        rng = random.Random(f"{cfg.seed}/judge")
-        candidates = [(t, i) for t in trajectories for i, s in enumerate(t.steps)
-                      if s.action is not None and "unscored" not in s.score.flags]
-        rng.shuffle(candidates)
-        # Balance: transitions where the environment's progress rose, and ones where it did not.
-        rising = [c for c in candidates if _progress_delta(*c) > 0]
-        flat = [c for c in candidates if _progress_delta(*c) <= 0]
-        sample = interleave(rising, flat)[: cfg.judge_sample]
-        judge_lm = self.lms.get("judge", self.lms["critic"])
+        """The meta-judge grades a sample; planted wrong judgments decide whether its LM grades count."""
         calls: list[LMCall] = []
-
-        def remaining() -> bool:
-            if budget.remaining is None or budget.remaining - len(calls) > 0:
-                return True
-            budget.ran_out = True
-            return False
-
-        verdicts = []
+        judge_lm = self.lms.get("judge", self.lms["critic"])
         with dspy.context(lm=traced_copy(judge_lm, "judge", calls), adapter=dspy.JSONAdapter()):
-            for traj, i in sample:
-                key = f"judge/{traj.id}/{i}"
-                if key not in ckpt:
-                    if not remaining():
-                        break
-                    ckpt.put(key, self._grade(traj, i, traj.steps[i].score, calls))
-                else:
-                    budget.charge(ckpt.get(key)["lm_calls"])  # a resumed compile spends what the first one did
-                verdicts.append((traj, i, ckpt.get(key)))
-            # The self-taught evaluator plants wrong judgments next to kept ones; can the judge tell?
-            planted = []
-            # Plant next to judgments Python's checks pass (the LM's own keep may be rare on a small model).
-            kept_steps = [(t, i) for t, i, v in verdicts if all(v["checks"].values())]
-            for n, (traj, i) in enumerate(kept_steps[: cfg.contrast_pairs]):
-                key = f"contrast/{traj.id}/{i}"
-                if key not in ckpt:
-                    if not remaining():
-                        break
-                    step = traj.steps[i]
-                    flaws = applicable_flaws(step.score)  # each flaw in turn, where it can be committed
-                    flaw = flaws[n % len(flaws)]
-                    first = len(calls)
-                    wrong = self.evaluator(purpose=traj.purpose, before=step.before, action=step.action.text,
-                                           after=step.after, good=step.score, flaw=flaw).wrong
-                    graded = self._grade(traj, i, wrong, calls)
-                    ckpt.put(key, {"flaw": flaw, **graded, "lm_calls": len(calls) - first})
-                else:
-                    budget.charge(ckpt.get(key)["lm_calls"])
-                planted.append(ckpt.get(key))
+            verdicts = self._grade_sample(self._judge_sample(trajectories), budget, ckpt, calls)
+            planted = self._plant(verdicts, budget, ckpt, calls)
         self._account("judge", calls, budget)
         rate = discrimination([(True, p["keep"]) for p in planted])
-        trusted = rate is not None and rate >= cfg.min_judge_discrimination
+        trusted = rate is not None and rate >= self.config.min_judge_discrimination
         kept, failures = [], []
         for traj, i, v in verdicts:
-            keep = v["keep"] if trusted else all(v["checks"].values())
             step = traj.steps[i]
-            if keep:
+            if v["keep"] if trusted else all(v["checks"].values()):
                 kept.append((traj, i, step))
             else:
                 failures.append(MemoryCard(
@@ -331,19 +237,61 @@ class PurposeTeleprompter(Teleprompter):
         logger.info("critic: meta-judge graded %d judgments, kept %d; planted wrong rejected %s (LM grades %s)",
                     len(verdicts), len(kept), f"{rate:.0%}" if rate is not None else "n/a",
                     "trusted" if trusted else "not trusted: Python checks decide")
-        # Calibration demos: alternate rising and non-rising judgments so both ends of the scale show.
+        return *self._calibration_demos(kept), failures
+
+    def _judge_sample(self, trajectories: list[Trajectory]) -> list[tuple[Trajectory, int]]:
+        """Scored steps, seeded shuffle, alternating ones where the environment's progress rose and ones where it did not."""
+        rng = random.Random(f"{self.config.seed}/judge")
+        candidates = [(t, i) for t in trajectories for i, s in enumerate(t.steps)
+                      if s.action is not None and "unscored" not in s.score.flags]
+        rng.shuffle(candidates)
+        rising = [c for c in candidates if _progress_delta(*c) > 0]
+        flat = [c for c in candidates if _progress_delta(*c) <= 0]
+        return interleave(rising, flat)[: self.config.judge_sample]
+
+    def _grade_sample(self, sample: list[tuple[Trajectory, int]], budget: LMBudget, ckpt: Checkpoint,
+                      calls: list[LMCall]) -> list[tuple[Trajectory, int, dict[str, Any]]]:
+        verdicts = []
+        for traj, i in sample:
+            key = f"judge/{traj.id}/{i}"
+            if key not in ckpt:
+                if not budget.allows(len(calls) + 1):  # calls so far are charged after the phase
+                    break
+                ckpt.put(key, self._grade(traj, i, traj.steps[i].score, calls))
+            else:
+                budget.charge(ckpt.get(key)["lm_calls"])  # a resumed compile spends what the first one did
+            verdicts.append((traj, i, ckpt.get(key)))
+        return verdicts
+
+    def _plant(self, verdicts: list[tuple[Trajectory, int, dict[str, Any]]], budget: LMBudget, ckpt: Checkpoint,
+               calls: list[LMCall]) -> list[dict[str, Any]]:
+        """The self-taught evaluator writes a wrong judgment next to steps Python's checks pass (the LM's own
+        keep may be rare on a small model), and the meta-judge grades it: can it tell?"""
+        planted = []
+        kept_steps = [(t, i) for t, i, v in verdicts if all(v["checks"].values()) and applicable_flaws(t.steps[i].score)]
+        for n, (traj, i) in enumerate(kept_steps[: self.config.contrast_pairs]):
+            key = f"contrast/{traj.id}/{i}"
+            if key not in ckpt:
+                if not budget.allows(len(calls) + 1):
+                    break
+                first = len(calls)
+                pred = self.evaluator.plant(traj, i, n)
+                graded = self._grade(traj, i, pred.wrong, calls)
+                ckpt.put(key, {"flaw": pred.flaw, **graded, "lm_calls": len(calls) - first})
+            else:
+                budget.charge(ckpt.get(key)["lm_calls"])
+            planted.append(ckpt.get(key))
+        return planted
+
+    def _calibration_demos(self, kept: list[tuple[Trajectory, int, Transition]]) -> tuple[list[dspy.Example], list[DemoSource]]:
+        """Alternate rising and non-rising judgments so both ends of the scale show."""
         ordered = interleave([k for k in kept if k[2].score.delta > 0], [k for k in kept if k[2].score.delta <= 0])
         demos, sources = [], []
-        for traj, i, step in ordered[: cfg.max_critic_demos]:
-            demo = dspy.Example(
-                purpose=traj.purpose, state_before=step.before.observation, action=step.action.text,
-                state_after=step.after.observation, evidence=step.score.evidence, reasoning=step.score.reasoning,
-                phi_before=step.score.phi_before, phi_after=step.score.phi_after, confidence=step.score.confidence,
-            ).with_inputs("purpose", "state_before", "action", "state_after")
-            demos.append(demo)
+        for traj, i, step in ordered[: self.config.max_critic_demos]:
+            demos.append(PurposeCritic.demo(traj.purpose, step.before, step.action.text, step.after, step.score))
             sources.append(DemoSource(component="critic", index=len(demos) - 1, trajectory_id=traj.id, step=i,
                                       task_id=traj.task.task_id))
-        return demos, sources, failures
+        return demos, sources
 
     def _grade(self, traj: Trajectory, i: int, score: PurposeScore, calls: list[LMCall]) -> dict[str, Any]:
         first = len(calls)
@@ -366,8 +314,7 @@ class PurposeTeleprompter(Teleprompter):
         try:
             for card in failures:
                 experience.ci.propose(card)
-            budget.ran_out |= bool(self.config.distill and winners and budget.remaining == 0)
-            if self.config.distill and winners and (budget.remaining is None or budget.remaining > 0):
+            if self.config.distill and winners and budget.allows(1):
                 family = winners[0].task.env_id
                 lm = self.lms.get("optimizer", self.lms["actor"])
                 with dspy.context(lm=traced_copy(lm, "optimizer", calls), adapter=dspy.JSONAdapter()):
@@ -382,22 +329,14 @@ class PurposeTeleprompter(Teleprompter):
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _account(self, phase: str, calls: list[LMCall], budget: LMBudget) -> None:
-        if phase in ("judge", "memory"):
+        if phase in ("judge", "memory"):  # rollouts charge the budget as they go (run_tasks)
             budget.charge(len(calls))
-        entry = self.report.phases.setdefault(phase, {"lm_calls": 0, "tokens": 0, "seconds": 0.0})
-        entry["lm_calls"] += len(calls)
-        entry["tokens"] += sum(c.tokens for c in calls)
-        entry["seconds"] = round(entry["seconds"] + sum(c.seconds for c in calls), 2)
+        self._record_phase(phase, calls)
         logger.info("%s: %d LM calls (%d spent of %s)", phase, len(calls), budget.spent, budget.limit or "unlimited")
 
     @staticmethod
     def _task(example: dspy.Example) -> Task:
-        task = example.get("task") if hasattr(example, "get") else None
-        if isinstance(task, dict):
-            task = Task(**task)
-        if not isinstance(task, Task):
-            raise UsageError("every trainset/valset example needs a `task` (purpose_dspy.Task); build them with task_examples()")
-        return task
+        return task_of(example, Task, "task_examples")
 
     @staticmethod
     def _restore(ckpt: Checkpoint, key: str) -> RunResult | None:
@@ -406,22 +345,14 @@ class PurposeTeleprompter(Teleprompter):
 
     def _job_key(self, student: PurposeAgent, trainset: list[dspy.Example], valset: list[dspy.Example] | None) -> str:
         """Everything that determines the compile's results: a different value means a different job."""
-        job = {
+        return self._job_hash({
             "student": student.dump_state(),
             "train": [self._task(e).task_id for e in trainset],
             "val": [self._task(e).task_id for e in valset or []],
             "purpose": [str(e.get("purpose", "")) for e in trainset[:1]],
             "max_steps": [int(e.get("max_steps", 20)) for e in trainset[:1] + (valset or [])[:1]],
-            "config": self.config.model_dump(exclude={"progress", "num_threads"}),
             "lms": {role: str(getattr(lm, "model", lm)) for role, lm in sorted(self.lms.items())},
-        }
-        return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def interleave(a: list, b: list) -> list:
-    """a0, b0, a1, b1, ... then the rest of the longer list."""
-    out = [x for pair in zip(a, b) for x in pair]
-    return out + a[len(b):] + b[len(a):]
+        })
 
 
 def _progress_delta(traj: Trajectory, i: int) -> float:

@@ -18,13 +18,14 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import LMError
 
-from purpose_dspy.config import RunConfig
+from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.environments.base import Environment
 from purpose_dspy.experience import Advice, Experience
 from purpose_dspy.errors import BudgetExceeded, Finished, LMUnavailableError, RunStopped, StepLimitReached
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.safeguards import CriticGuard, PhiStore
-from purpose_dspy.trace import traced_copy
+from purpose_dspy.runtime.trace import traced_copy
+from purpose_dspy.text import one_line
 from purpose_dspy.types import (
     Action, LMCall, MemoryReport, PurposeScore, Role, RunResult, State, Task, Trajectory, Transition,
 )
@@ -94,6 +95,8 @@ class Orchestrator:
         run = RunState(trajectory=Trajectory(purpose=purpose, task=task), state=state)
         run.rng.seed(f"{self.config.seed}/{task.task_id}")
         run.lms = {role: traced_copy(lm, role, run.lm_calls) for role, lm in self.lms.items()}
+        if self.experience is not None:  # volatile fields (counters) must not split one state in the replay
+            self.experience.replay.declare_volatile(task.env_id, getattr(env, "volatile_patterns", ()))
         run.guard = CriticGuard(
             self.config.safeguards,
             self.phi_store,
@@ -220,7 +223,7 @@ def render_history(steps: list[Transition], window: int, observation_chars: int)
     """The actor's `history` input: the last `window` steps as 'action -> what followed', oldest first."""
     lines = []
     for t in steps[-window:] if window else []:
-        said = " ".join(t.after.observation.split())[:observation_chars]
+        said = one_line(t.after.observation, observation_chars)
         lines.append(f"{t.action.text if t.action else '(no valid action)'} -> {said}")
     return "\n".join(lines)
 

@@ -22,23 +22,21 @@ checkpointed and a rerun of the same compile resumes.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import dspy
-from dspy.teleprompt import Teleprompter
+from pydantic import Field
 from tqdm.auto import tqdm
 
-from purpose_dspy.checkpoint import Checkpoint
-from purpose_dspy.editing import EditResult, edit
-from purpose_dspy.errors import UsageError
+from purpose_dspy.teleprompt.checkpoint import Checkpoint
+from purpose_dspy.runtime.editing import EditResult, edit
 from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.programs.editor import Editor
-from purpose_dspy.rollouts import LMBudget
-from purpose_dspy.teleprompter import CompileConfig, CompileReport, DemoSource, interleave
+from purpose_dspy.runtime.budget import LMBudget
+from purpose_dspy.teleprompt.base import BudgetConfig, BudgetedTeleprompter, CompileReport, DemoSource, interleave, task_of
 from purpose_dspy.writing.archive import Archive
 from purpose_dspy.writing.constraints import count_sentences, count_words
 from purpose_dspy.writing.review import Review
@@ -52,33 +50,34 @@ def writing_examples(tasks: list[WritingTask]) -> list[dspy.Example]:
     return [dspy.Example(task=t).with_inputs("task") for t in tasks]
 
 
-class EditorTeleprompter(Teleprompter):
+class EditorCompileConfig(BudgetConfig):
+    """How the editor's compile spends its budget and how many demos each of its predictors keeps."""
+
+    max_draft_demos: int = Field(48, ge=0, description="Size of the draft's demo pool (accepted answers).")
+    max_critique_demos: int = Field(8, ge=0, description="Verifier-labelled critiques kept.")
+    max_refine_demos: int = Field(8, ge=0, description="Score-raising refinements kept.")
+
+
+class EditorTeleprompter(BudgetedTeleprompter):
     """Compiles an `Editor` (draft, critique and refine demo pools) within one LM-call budget."""
 
-    def __init__(self, lm: Any, config: CompileConfig | None = None, *, run_dir: Any = None) -> None:
+    def __init__(self, lm: Any, config: BudgetConfig | None = None, *, run_dir: Any = None) -> None:
         super().__init__()
         self.lm = lm
-        self.config = config or CompileConfig()
-        self.run_dir = run_dir
+        # A shared BudgetConfig (e.g. the CLI's compile flags) keeps its budget fields; the demo sizes default.
+        shared = (config or BudgetConfig()).model_dump(include=set(BudgetConfig.model_fields))
+        self.config = config if isinstance(config, EditorCompileConfig) else EditorCompileConfig(**shared)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.report = CompileReport()
 
     def compile(self, student: Editor, *, trainset: list[dspy.Example], teacher: Any = None,
                 valset: list[dspy.Example] | None = None, **kwargs: Any) -> Editor:
-        if not trainset:
-            raise UsageError("compile needs a non-empty trainset (dspy.Examples with a `task`; see writing_examples)")
         started = time.perf_counter()
-        job = self._job_key(student, trainset, valset)
-        job_dir = None if self.run_dir is None else Path(self.run_dir) / job
-        ckpt = Checkpoint(job_dir, job)
-        budget = LMBudget(self.config.max_lm_calls)
-        report = CompileReport(resumed_units=len(ckpt), run_dir=str(job_dir) if job_dir else None)
-        self.report = report
+        ckpt, budget, report = self._start(self._job_key(student, trainset, valset), trainset, "writing_examples")
         per_task = 2 * student.max_iterations  # calls of one task without retries: the unit the budget is checked in
 
         # 1. the student on the valset: the paired baseline
-        if valset:
-            report.before = self._evaluate("before", student, valset, budget, ckpt, per_task)
-            budget.hold(report.before.lm_calls)  # the final evaluation will cost about as much
+        self._baseline(lambda: self._evaluate("before", student, valset, budget, ckpt, per_task), valset, budget)
 
         # 2. the student on the trainset, with a growing archive
         train = self._run("train", student, trainset, budget, ckpt, per_task, archive=Archive(None))
@@ -98,12 +97,7 @@ class EditorTeleprompter(Teleprompter):
                     f"{report.judge['accuracy']:.0%}" if report.judge["accuracy"] is not None else "never")
 
         # 6. the compiled editor on the valset
-        budget.release()
-        if valset:
-            report.after = self._evaluate("after", program, valset, budget, ckpt, per_task)
-            logger.info("valset before: %s", report.before.row() if report.before else "-")
-            logger.info("valset after:  %s", report.after.row())
-        report.finish(budget, started)
+        self._final(lambda: self._evaluate("after", program, valset, budget, ckpt, per_task), valset, budget, started)
         program._compiled = True
         return program
 
@@ -121,8 +115,7 @@ class EditorTeleprompter(Teleprompter):
                     archive.admit(task_id=task.task_id, form=task.form, task=task.text(), output=result.output,
                                   score=best.composite, target=result.target, features=best.features)
             else:
-                if budget.remaining is not None and budget.remaining < per_task:
-                    budget.ran_out = True
+                if not budget.allows(per_task):
                     logger.info("%s: LM-call budget spent; %s and later tasks skipped", phase, task.task_id)
                     break
                 result = edit(task, lm=self.lm, editor=editor, archive=archive, exclude_own=True)
@@ -140,7 +133,7 @@ class EditorTeleprompter(Teleprompter):
     def _draft_demos(self, results: list[EditResult]) -> tuple[list[dspy.Example], list[DemoSource]]:
         accepted = sorted((r for r in results if r.passed), key=lambda r: -r.rounds[r.best].composite)
         demos, sources = [], []
-        for r in accepted[: self.config.max_actor_demos]:
+        for r in accepted[: self.config.max_draft_demos]:
             demos.append(dspy.Example(task=r.task, archive_examples="", output=r.output).with_inputs("task", "archive_examples"))
             sources.append(_source("editor.draft", len(demos) - 1, r, r.best))
         return demos, sources
@@ -150,7 +143,7 @@ class EditorTeleprompter(Teleprompter):
         usable.sort(key=lambda pair: -(pair[1].claim_accuracy or 0.0))  # stable: task order among equals
         ordered = interleave([p for p in usable if p[1].constraints_pass], [p for p in usable if not p[1].constraints_pass])
         demos, sources = [], []
-        for r, rv in ordered[: self.config.max_critic_demos]:
+        for r, rv in ordered[: self.config.max_critique_demos]:
             demos.append(_verified_critique(r.task, rv))
             sources.append(_source("editor.critique", len(demos) - 1, r, rv.iteration))
         return demos, sources
@@ -160,7 +153,7 @@ class EditorTeleprompter(Teleprompter):
                  if b.composite > a.composite and b.output]
         gains.sort(key=lambda g: -g[0])
         demos, sources = [], []
-        for _, r, a, b in gains[: self.config.max_critic_demos]:
+        for _, r, a, b in gains[: self.config.max_refine_demos]:
             demos.append(dspy.Example(task=r.task, previous_output=a.output, critique=a.feedback(), output=b.output)
                          .with_inputs("task", "previous_output", "critique"))
             sources.append(_source("editor.refine", len(demos) - 1, r, b.iteration))
@@ -168,30 +161,20 @@ class EditorTeleprompter(Teleprompter):
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _account(self, phase: str, result: EditResult) -> None:
-        entry = self.report.phases.setdefault(phase, {"lm_calls": 0, "tokens": 0, "seconds": 0.0})
-        entry["lm_calls"] += len(result.lm_calls)
-        entry["tokens"] += sum(c.tokens for c in result.lm_calls)
-        entry["seconds"] = round(entry["seconds"] + result.seconds, 2)
+        self._record_phase(phase, result.lm_calls, seconds=result.seconds)
 
     def _job_key(self, student: Editor, trainset: list[dspy.Example], valset: list[dspy.Example] | None) -> str:
         """Everything that determines the compile's results: a different value means a different job."""
-        job = {
+        return "editor-" + self._job_hash({
             "student": student.dump_state(), "rubric": student.rubric.model_dump(), "iterations": student.max_iterations,
             "train": [_task(e).task_id for e in trainset], "val": [_task(e).task_id for e in valset or []],
             "tasks": hashlib.sha256("".join(_task(e).text() for e in trainset + (valset or [])).encode()).hexdigest(),
-            "config": self.config.model_dump(exclude={"progress", "num_threads"}),
             "lm": str(getattr(self.lm, "model", self.lm)),
-        }
-        return "editor-" + hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        })
 
 
 def _task(example: dspy.Example) -> WritingTask:
-    task = example.get("task") if hasattr(example, "get") else None
-    if isinstance(task, dict):
-        task = WritingTask.model_validate(task)
-    if not isinstance(task, WritingTask):
-        raise UsageError("every trainset/valset example needs a `task` (a WritingTask); build them with writing_examples()")
-    return task
+    return task_of(example, WritingTask, "writing_examples")
 
 
 def _verified_critique(task: str, rv: Review) -> dspy.Example:

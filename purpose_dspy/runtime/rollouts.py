@@ -10,18 +10,18 @@ task order; a finished rollout is handed to `on_result` (the checkpoint) before 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from purpose_dspy.config import RunConfig
+from purpose_dspy.runtime.budget import LMBudget
+from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.environments import make_env
 from purpose_dspy.environments.base import Environment
 from purpose_dspy.metrics import SplitMetrics, TaskScore
-from purpose_dspy.orchestrator import Orchestrator
+from purpose_dspy.runtime.orchestrator import Orchestrator
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.types import Role, RunResult, Task
@@ -29,45 +29,13 @@ from purpose_dspy.types import Role, RunResult, Task
 logger = logging.getLogger(__name__)
 
 
-class LMBudget:
-    """LM calls allowed for a whole job (None: unlimited). Thread-safe; `held` calls are set aside."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.spent = 0
-        self.held = 0
-        self.ran_out = False  # some work was skipped for lack of calls
-        self._lock = threading.Lock()
-
-    @property
-    def remaining(self) -> int | None:
-        if self.limit is None:
-            return None
-        return max(0, self.limit - self.spent - self.held)
-
-    def charge(self, calls: int) -> None:
-        with self._lock:
-            self.spent += calls
-
-    def hold(self, calls: int) -> None:
-        """Set calls aside for a later phase (e.g. the final evaluation)."""
-        with self._lock:
-            self.held = max(0, calls)
-
-    def release(self) -> None:
-        with self._lock:
-            self.held = 0
-
-
 def run_tasks(
     agent: PurposeAgent,
     tasks: Sequence[Task],
     *,
     lms: dict[Role, Any],
-    max_steps: int,
+    config: RunConfig,
     purpose: str = "{env_purpose}",
-    explore: float = 0.0,
-    seed: int = 0,
     num_threads: int = 1,
     budget: LMBudget | None = None,
     phi_store: PhiStore | None = None,
@@ -77,28 +45,22 @@ def run_tasks(
     desc: str = "rollouts",
     progress: bool = True,
 ) -> list[RunResult | None]:
-    """Run `agent` on every task; None where the budget ran out first.
+    """Run `agent` on every task under `config` (step limit, safeguards, history, exploration); None where the
+    budget ran out first. Each task's LM calls are capped by its share of what the budget has left.
 
     `finished(task)` returns a result recorded earlier (a resumed job), which is reused as is.
     """
     budget = budget or LMBudget(None)
-    results: list[RunResult | None] = [None] * len(tasks)
-    todo = []
-    for i, task in enumerate(tasks):
-        done = finished(task)
-        if done is not None:
-            results[i] = done
-            budget.charge(len(done.trajectory.lm_calls))  # a resumed job spends what the first one did
-        else:
-            todo.append(i)
+    results, todo = _resumed(tasks, finished, budget)
     envs: dict[int, Environment] = {}
     store = phi_store if phi_store is not None else PhiStore()
 
     def one(slot: int, task: Task, cap: int | None) -> RunResult:
         if slot not in envs:
             envs[slot] = make_environment(task.env_id)
-        config = RunConfig(max_steps=max_steps, max_lm_calls=cap, explore=explore, seed=seed)
-        return Orchestrator(agent, lms, config, phi_store=store).run(envs[slot], task, purpose)
+        caps = [c for c in (cap, config.max_lm_calls) if c is not None]
+        run_config = config.model_copy(update={"max_lm_calls": min(caps) if caps else None})
+        return Orchestrator(agent, lms, run_config, phi_store=store).run(envs[slot], task, purpose)
 
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc, disable=not progress, leave=False)
     try:
@@ -106,8 +68,7 @@ def run_tasks(
             for start in range(0, len(todo), max(1, num_threads)):
                 wave = todo[start : start + max(1, num_threads)]
                 remaining = budget.remaining
-                if remaining is not None and remaining < len(wave):
-                    budget.ran_out = True
+                if not budget.allows(len(wave)):
                     logger.warning("%s: LM-call budget spent; %d of %d tasks not run", desc, len(todo) - start, len(tasks))
                     break
                 cap = None if remaining is None else remaining // len(wave)
@@ -123,6 +84,22 @@ def run_tasks(
         for env in envs.values():
             env.close()
     return results
+
+
+def _resumed(tasks: Sequence[Task], finished: Callable[[Task], RunResult | None],
+             budget: LMBudget) -> tuple[list[RunResult | None], list[int]]:
+    """Results recorded by an earlier run (charged to the budget: a resumed job spends what the first one
+    did), and the indices of the tasks still to run."""
+    results: list[RunResult | None] = [None] * len(tasks)
+    todo = []
+    for i, task in enumerate(tasks):
+        done = finished(task)
+        if done is not None:
+            results[i] = done
+            budget.charge(len(done.trajectory.lm_calls))
+        else:
+            todo.append(i)
+    return results, todo
 
 
 def evaluate(agent: PurposeAgent, tasks: Sequence[Task], *, split: str, **kwargs: Any) -> SplitMetrics:

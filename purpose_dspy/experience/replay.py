@@ -9,18 +9,19 @@ Storage is one SQLite file in WAL mode (diskcache has no full-text index, and SQ
 Python). A trajectory is written in one transaction, so a process killed mid-batch leaves every
 trajectory it committed and none half-written; `BEGIN IMMEDIATE` plus a busy timeout lets several
 processes write one store. Nothing is pickled: rows are numbers and text, vectors raw float32.
+
+This module is the store (schema, writes, phase 2 of recall); rewards and Q backups are in
+`values.py`, the Recall models, phase-1 similarity and rendering in `recall.py` (re-exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpose_dspy.errors import StoreBusyError, StoreCorruptError, UsageError
-from purpose_dspy.memory.screen import rule_changing
+from purpose_dspy.experience.recall import Recall, RecalledAction, dense_similar, lexical_similar, to_blob
+from purpose_dspy.experience.values import backup, step_rewards
 from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.types import State, Trajectory
 
@@ -56,11 +58,6 @@ CREATE TABLE IF NOT EXISTS q_values (
     family TEXT NOT NULL, state_key TEXT NOT NULL, action TEXT NOT NULL, q REAL NOT NULL,
     visits INTEGER NOT NULL, updated REAL NOT NULL, PRIMARY KEY (family, state_key, action));
 """
-# Words too common in environment text to say which state is similar (they only cost time).
-_STOPWORDS = frozenset(
-    "a an and are as at be by for from has have in is it of on or that the there this to you your with "
-    "also see one part room another nothing carry".split()
-)
 
 
 class ReplayConfig(BaseModel):
@@ -85,61 +82,20 @@ class ReplayConfig(BaseModel):
     common_share: float = Field(0.2, gt=0, le=1, description="Words in more than this share of stored states are not queried.")
 
 
-class RecalledAction(BaseModel):
-    """One action remembered in a state like the current one."""
+def replay_key(
+    family: str, purpose: str, state: State | str, task_id: str = "", volatile: Sequence[str] = ()
+) -> str:
+    """Row key of a state in the replay store: same family, purpose and canonical text (and task, if given).
 
-    action: str
-    q: float = Field(description="Learned value of taking `action` there (discounted return).")
-    visits: int
-    similarity: float = Field(description="1.0 for the same state; less for a similar one.")
-    state: str = Field(description="The remembered state's text (start of it).")
-    trajectories: tuple[str, ...] = Field(description="Provenance: trajectory ids that took this action there.")
-    on_success_path: bool = Field(False, description="A successful trajectory took this action in this very state.")
-    continuation: tuple[str, ...] = Field((), description="What that successful trajectory did next.")
-
-
-class Recall(BaseModel):
-    """What replay offers the actor for one state: actions to prefer and actions to avoid."""
-
-    encouraged: tuple[RecalledAction, ...] = ()
-    discouraged: tuple[RecalledAction, ...] = ()
-    untried: tuple[str, ...] = Field((), description="Valid actions never taken in this very state.")
-    seconds: float = 0.0
-
-    def render(self, limit: int = 3) -> str:
-        """The lines the actor reads (empty when there is nothing to say).
-
-        Action texts come from the environment, so they are shown as data: one line, capped, and an
-        action that carries orders or judge-directed text is left out (it cannot become advice)."""
-        lines = []
-        for r in [r for r in self.encouraged if _showable(r.action)][:limit]:
-            where = "here" if r.similarity >= 1.0 else "in a similar state"
-            nxt = [_one_line(a) for a in r.continuation[:4] if _showable(a)]
-            then = f"; then {', '.join(nxt)}" if nxt else ("; it finished the task" if r.on_success_path else "")
-            lines.append(f"worked {where}: {_one_line(r.action)} (value {r.q:+.2f}, {r.visits}x){then}")
-        for r in [r for r in self.discouraged if _showable(r.action)][:limit]:
-            where = "here" if r.similarity >= 1.0 else "in a similar state"
-            lines.append(f"did not work {where}: {_one_line(r.action)} (value {r.q:+.2f}, {r.visits}x)")
-        return "\n".join(lines)
-
-
-def state_key(family: str, purpose: str, state: State | str, task_id: str = "") -> str:
-    """Identity of a state within a task family: same purpose, same canonical text (and same task, if given)."""
+    The text is `safeguards.canonical.canonical_text` with the family's volatile patterns removed, so
+    a move counter or clock does not split one state into many. Not `state_key`: that one keys the
+    critic's Φ cache per critic (its namespace is the critic's LM and prompt); this one keys stored
+    experience per task family, with no critic in it. With no volatile patterns the key is the one
+    earlier stores were written with.
+    """
     text = state.observation if isinstance(state, State) else state
-    raw = f"{family}\x00{' '.join(purpose.split())}\x00{canonical_text(text)}" + (f"\x00{task_id}" if task_id else "")
+    raw = f"{family}\x00{canonical_text(purpose)}\x00{canonical_text(text, volatile)}" + (f"\x00{task_id}" if task_id else "")
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def step_rewards(trajectory: Trajectory, config: ReplayConfig) -> list[float]:
-    """The reward of each step: Φ rise (only rises pay) + the task's end - the step cost."""
-    rewards = []
-    last = len(trajectory.steps) - 1
-    for i, t in enumerate(trajectory.steps):
-        r = config.phi_weight * t.score.reward + t.env_reward - config.step_cost
-        if i == last and t.after.done:
-            r += config.success_reward if trajectory.success else config.failure_reward
-        rewards.append(r)
-    return rewards
 
 
 class ExperienceReplay:
@@ -147,12 +103,14 @@ class ExperienceReplay:
 
     def __init__(
         self, directory: str | Path | None = None, config: ReplayConfig | None = None, embedder: Any = None,
-        busy_timeout: float = 60.0,
+        busy_timeout: float = 60.0, volatile: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """`busy_timeout`: seconds a write waits for another process's transaction before `StoreBusyError`."""
+        """`busy_timeout`: seconds a write waits for another process's transaction before `StoreBusyError`.
+        `volatile`: per family, the environment's `volatile_patterns` (see `declare_volatile`)."""
         self.config = config or ReplayConfig()
         self.directory = Path(directory) if directory is not None else None
         self.embedder = embedder  # a dspy.Embedder (or any callable: list[str] -> vectors) for dense phase 1
+        self.volatile: dict[str, tuple[str, ...]] = {f: tuple(p) for f, p in (volatile or {}).items()}
         self._lock = threading.Lock()
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -223,6 +181,19 @@ class ExperienceReplay:
                 raise
             self._db.execute("COMMIT")
 
+    def declare_volatile(self, family: str, patterns: Sequence[str]) -> None:
+        """Use an environment's `volatile_patterns` in the keys of `family`'s states from now on.
+
+        Declare them before the family's first trajectory: a state stored under other patterns keeps
+        its old key (it is still found as a similar state, not as this very state)."""
+        self.volatile[family] = tuple(patterns)
+
+    def key(self, family: str, purpose: str, state: State | str, task_id: str = "") -> str:
+        """The replay key of `state` in this store (its family's volatile patterns; the task only if `per_task`)."""
+        return replay_key(
+            family, purpose, state, task_id if self.config.per_task else "", self.volatile.get(family, ())
+        )
+
     # -- writing ----------------------------------------------------------------------------
     def add(self, trajectory: Trajectory, family: str | None = None) -> int:
         """Store every step of `trajectory` and back its rewards up into Q-values. Returns steps stored.
@@ -231,9 +202,9 @@ class ExperienceReplay:
         """
         family = family or trajectory.task.env_id
         purpose = trajectory.purpose
-        task = trajectory.task.task_id if self.config.per_task else ""
-        keys = [state_key(family, purpose, t.before, task) for t in trajectory.steps]
-        final = state_key(family, purpose, trajectory.steps[-1].after, task) if trajectory.steps else None
+        task = trajectory.task.task_id
+        keys = [self.key(family, purpose, t.before, task) for t in trajectory.steps]
+        final = self.key(family, purpose, trajectory.steps[-1].after, task) if trajectory.steps else None
         rewards = step_rewards(trajectory, self.config)
         vectors = None
         if self.embedder is not None and not self._known(trajectory.id):  # a retried batch is not embedded again
@@ -255,7 +226,7 @@ class ExperienceReplay:
                      t.env_reward, rewards[i]),
                 )
                 self._index_state(db, family, key, purpose, t.before.observation, vectors[i] if vectors else None)
-            self._backup(db, family, trajectory, keys, final, rewards, now)
+            backup(db, family, trajectory, keys, final, rewards, self.config, now)
         return len(trajectory.steps)
 
     def _known(self, trajectory_id: str) -> bool:
@@ -263,50 +234,13 @@ class ExperienceReplay:
             return self._db.execute("SELECT 1 FROM trajectories WHERE id=?", (trajectory_id,)).fetchone() is not None
 
     def _index_state(self, db: sqlite3.Connection, family: str, key: str, purpose: str, text: str, vector: Any) -> None:
-        blob = None if vector is None else _to_blob(vector)
+        blob = None if vector is None else to_blob(vector)
         cur = db.execute(
             "INSERT OR IGNORE INTO states (family, state_key, purpose, text, vector) VALUES (?,?,?,?,?)",
             (family, key, purpose, text, blob),
         )
         if cur.rowcount:
             db.execute("INSERT INTO state_text (rowid, text) VALUES (?, ?)", (cur.lastrowid, text))
-
-    def _backup(
-        self, db: sqlite3.Connection, family: str, trajectory: Trajectory, keys: list[str], final: str | None,
-        rewards: list[float], now: float,
-    ) -> None:
-        """n-step Bellman backups, last step first so a success reaches the start in one pass.
-
-        G_t = sum_{i<n} gamma^i r_{t+i} + gamma^n max_a Q(s_{t+n}, a)  (no bootstrap past the end);
-        Q(s_t, a_t) moves to G_t by 1/visits: the mean of the returns seen, as REMEMBERER keeps it.
-        """
-        cfg, steps = self.config, trajectory.steps
-        ended = bool(steps) and steps[-1].after.done
-        for t in range(len(steps) - 1, -1, -1):
-            if steps[t].action is None:
-                continue
-            horizon = min(cfg.n_steps, len(steps) - t)
-            g = sum(cfg.gamma**i * rewards[t + i] for i in range(horizon))
-            if t + horizon < len(steps):
-                g += cfg.gamma**horizon * self._max_q(db, family, keys[t + horizon])
-            elif not ended and final is not None:  # cut by the step limit: the last state still has a value
-                g += cfg.gamma**horizon * self._max_q(db, family, final)
-            row = db.execute(
-                "SELECT q, visits FROM q_values WHERE family=? AND state_key=? AND action=?",
-                (family, keys[t], steps[t].action.text),
-            ).fetchone()
-            q, visits = row if row else (0.0, 0)
-            visits += 1
-            q += (g - q) / visits
-            db.execute(
-                "INSERT OR REPLACE INTO q_values VALUES (?,?,?,?,?,?)",
-                (family, keys[t], steps[t].action.text, q, visits, now),
-            )
-
-    @staticmethod
-    def _max_q(db: sqlite3.Connection, family: str, key: str) -> float:
-        row = db.execute("SELECT MAX(q) FROM q_values WHERE family=? AND state_key=?", (family, key)).fetchone()
-        return float(row[0]) if row and row[0] is not None else 0.0
 
     # -- reading ----------------------------------------------------------------------------
     def recall(self, purpose: str, state: State, k: int = 3, *, family: str, task_id: str = "") -> Recall:
@@ -316,7 +250,7 @@ class ExperienceReplay:
         from the most similar state wins (the same state beats a look-alike).
         """
         started = time.perf_counter()
-        key = state_key(family, purpose, state, task_id if self.config.per_task else "")
+        key = self.key(family, purpose, state, task_id)
         query_vector = self._embed([state.observation])[0] if self.embedder is not None else None  # outside the lock
         with self._lock:
             similar = self._similar(family, key, purpose, state.observation, query_vector)
@@ -355,57 +289,12 @@ class ExperienceReplay:
         if row:
             found[key] = (1.0, row[0])
         if self.embedder is not None:
-            found.update({k: v for k, v in self._similar_dense(family, purpose, query_vector).items() if k not in found})
+            alike = dense_similar(self._db, family, purpose, query_vector, self.config)
         else:
-            query = _words(text)
-            terms = self._distinctive(query)
-            if terms:
-                hits = self._db.execute(
-                    "SELECT s.state_key, bm25(state_text) AS score, s.text FROM state_text "
-                    "JOIN states s ON s.id = state_text.rowid "
-                    "WHERE state_text MATCH ? AND s.family = ? AND s.purpose = ? ORDER BY score LIMIT ?",
-                    (" OR ".join(f'"{t}"' for t in terms), family, purpose, self.config.candidates),
-                ).fetchall()
-                # BM25 finds the candidates; how similar they are is judged on its own scale (shared
-                # distinctive words / all of them), so a state sharing only boilerplate scores low
-                # even when it is the best match there is.
-                for skey, _score, stext in hits:
-                    words = _words(stext)
-                    similarity = 0.99 * len(query & words) / len(query | words)
-                    if skey not in found and similarity >= self.config.min_similarity:
-                        found[skey] = (similarity, stext)
+            alike = lexical_similar(self._db, family, purpose, text, self.config)
+        found.update({k: v for k, v in alike.items() if k not in found})
         ranked = sorted(found.items(), key=lambda kv: -kv[1][0])[: self.config.candidates]
         return [(k, sim, text) for k, (sim, text) in ranked]
-
-    def _distinctive(self, words: set[str]) -> list[str]:
-        """The query: the state's words that few stored states share (rarest first).
-
-        Words most states contain ("exit", "here") make every state a match and cost most of the
-        query's time while saying nothing about similarity, so they are left out."""
-        if not words:
-            return []
-        marks = ",".join("?" * len(words))
-        doc_count = dict(self._db.execute(f"SELECT term, doc FROM state_vocab WHERE term IN ({marks})", sorted(words)))
-        total = self._db.execute("SELECT MAX(id) FROM states").fetchone()[0] or 0
-        known = sorted((w for w in words if w in doc_count), key=lambda w: (doc_count[w], w))
-        rare = [w for w in known if doc_count[w] <= self.config.common_share * total]
-        return (rare or known[:4])[: self.config.query_terms]
-
-    def _similar_dense(self, family: str, purpose: str, query_vector: Any) -> dict[str, tuple[float, str]]:
-        import numpy as np
-
-        rows = self._db.execute(
-            "SELECT state_key, vector, text FROM states WHERE family=? AND purpose=? AND vector IS NOT NULL", (family, purpose)
-        ).fetchall()
-        if not rows:
-            return {}
-        matrix = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        query = np.asarray(query_vector, dtype=np.float32)
-        sims = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query) + 1e-9)
-        top = np.argsort(-sims)[: self.config.candidates]
-        return {
-            rows[i][0]: (float(min(sims[i], 0.99)), rows[i][2]) for i in top if sims[i] >= self.config.min_similarity
-        }
 
     def _actions_at(self, family: str, keys: Sequence[str]) -> list[tuple[str, str, float, int]]:
         if not keys:
@@ -447,7 +336,7 @@ class ExperienceReplay:
         with self._lock:
             row = self._db.execute(
                 "SELECT q, visits FROM q_values WHERE family=? AND state_key=? AND action=?",
-                (family, state_key(family, purpose, state, task_id if self.config.per_task else ""), action),
+                (family, self.key(family, purpose, state, task_id), action),
             ).fetchone()
         return (float(row[0]), int(row[1])) if row else None
 
@@ -475,24 +364,6 @@ class ExperienceReplay:
             raise UsageError(f"the replay embedder failed on {len(texts)} texts: {exc}") from exc
 
 
-def _one_line(text: str, cap: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= cap else text[: cap - 1] + "…"
-
-
-def _showable(action: str) -> bool:
-    return not rule_changing(action)
-
-
-def _words(text: str) -> set[str]:
-    """The distinct, non-trivial words of `text` (what lexical similarity is measured on)."""
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in _STOPWORDS}
-
-
-def _to_blob(vector: Any) -> bytes:
-    import numpy as np
-
-    arr = np.asarray(vector, dtype=np.float32).ravel()
-    if not arr.size or not math.isfinite(float(arr.sum())):
-        raise UsageError("the replay embedder returned an empty or non-finite vector")
-    return arr.tobytes()
+__all__ = [
+    "FILENAME", "FORMAT", "ExperienceReplay", "Recall", "RecalledAction", "ReplayConfig", "replay_key", "step_rewards",
+]

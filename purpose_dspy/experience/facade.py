@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import dspy
+from dspy.utils.exceptions import LMError
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpose_dspy.memory import MemoryCard, MemoryCI, MemoryConfig, MemoryStore
 from purpose_dspy.memory.cards import Provenance
-from purpose_dspy.replay import ExperienceReplay, Recall, ReplayConfig
+from purpose_dspy.experience.replay import ExperienceReplay, Recall, ReplayConfig
+from purpose_dspy.experience.recall import ACTION_CHARS
+from purpose_dspy.programs.actor import Actor
+from purpose_dspy.text import one_line
+from purpose_dspy.errors import LMUnavailableError
 from purpose_dspy.types import MemoryReport, State, Trajectory
 
 logger = logging.getLogger(__name__)
@@ -91,15 +96,10 @@ class Experience:
         advice = Advice(text="\n\n".join(parts), cards=cards, recall=recall)
         if self.config.step_demo and advice.knows_a_path:
             top = next(r for r in recall.encouraged if r.on_success_path)
-            then = f"then {', '.join(top.continuation[:3])}" if top.continuation else "it finished the task"
-            advice.demos = [
-                dspy.Example(
-                    purpose=purpose, observation=state.observation, history=history or "(none yet)",
-                    valid_actions=list(state.valid_actions), experience="(none)",
-                    thought=f"This worked here before; {then}.",
-                    action=top.action,
-                ).with_inputs("purpose", "observation", "history", "valid_actions", "experience")
-            ]
+            nxt = ", ".join(one_line(a, ACTION_CHARS) for a in top.continuation[:3])  # environment text: one line each
+            then = f"then {nxt}" if top.continuation else "it finished the task"
+            advice.demos = [Actor.demo(purpose, state, top.action, thought=f"This worked here before; {then}.",
+                                       history=history)]
         return advice
 
     def learn(self, trajectory: Trajectory, *, shown_cards: set[str], family: str | None = None) -> MemoryReport:
@@ -117,10 +117,15 @@ class Experience:
         )
 
     def distill(self, trajectories: list[Trajectory], distiller: Any, *, family: str) -> list[dict[str, Any]]:
-        """Run the distiller (under the caller's `dspy.context`) and submit its proposals to MemoryCI."""
+        """Run the distiller (under the caller's `dspy.context`) and submit its proposals to MemoryCI.
+
+        An LM that cannot be reached raises `LMUnavailableError` (an unusable answer proposes nothing)."""
         if not trajectories:
             return []
-        pred = distiller(task_family=family, trajectories=trajectories)
+        try:
+            pred = distiller(task_family=family, trajectories=trajectories)
+        except LMError as exc:
+            raise LMUnavailableError(f"the distiller's LM failed: {str(exc).splitlines()[0]}") from exc
         sources = tuple(pred.sources)
         chosen = [t for t in trajectories if t.id in sources]
         observations = [s.after.observation for t in chosen for s in t.steps] + [

@@ -1,24 +1,15 @@
-"""`purpose-dspy compile | eval | demo | artifacts ...`: thin commands over compile_job and artifacts."""
+"""`purpose-dspy compile | eval | demo`: thin commands over `purpose_dspy.jobs`."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from purpose_dspy.cli import _fail, lm_options, main
-from purpose_dspy.errors import PurposeDspyError, UsageError
-
-
-def _lm_config(model: str | None, api_base: str | None, critic_lm: str | None, config_file: str | None,
-               no_cache: bool = False) -> Any:
-    from purpose_dspy.lm import load_lm_config
-
-    return load_lm_config(model=model, api_base=api_base, config_file=config_file, role_models={"critic": critic_lm},
-                          cache=False if no_cache else None)
+from purpose_dspy.cli.options import lm_config, lm_options
+from purpose_dspy.cli.plot import learning_curve
 
 
 def _metrics_row(label: str, m: Any) -> str:
@@ -47,7 +38,7 @@ def _compile_options(command: Any) -> Any:
     return command
 
 
-@main.command("compile")
+@click.command("compile")
 @click.argument("taskset", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Artifact directory, e.g. compiled/twx-coin.")
 @_compile_options
@@ -75,18 +66,15 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
       purpose-dspy compile tasksets/constrained-writing.toml --out compiled/constrained-writing --train 10 --dev 5
       purpose-dspy compile tasksets/twx-coin.toml --out compiled/twx-coin --max-lm-calls 2000 --json
     """
-    from purpose_dspy.compile_job import compile_taskset
-    from purpose_dspy.teleprompter import CompileConfig
+    from purpose_dspy.jobs import compile_taskset
+    from purpose_dspy.teleprompt import CompileConfig
 
-    try:
-        outcome = compile_taskset(
-            taskset, out, lm_config=_lm_config(model, api_base, critic_lm, config_file, no_cache),
-            config=CompileConfig(max_lm_calls=max_lm_calls, num_threads=num_threads, seed=seed, explore=explore,
-                                 progress=True),
-            run_dir=run_dir, train=n_train, dev=n_dev,
-        )
-    except PurposeDspyError as exc:
-        _fail(exc)
+    outcome = compile_taskset(
+        taskset, out, lm_config=lm_config(model, api_base, critic_lm, config_file, no_cache),
+        config=CompileConfig(max_lm_calls=max_lm_calls, num_threads=num_threads, seed=seed, explore=explore,
+                             progress=True),
+        run_dir=run_dir, train=n_train, dev=n_dev,
+    )
     m, r = outcome.manifest, outcome.report
     if as_json:
         click.echo(json.dumps({
@@ -109,7 +97,7 @@ def _brief(m: Any) -> dict[str, Any] | None:
     return None if m is None else m.model_dump(mode="json", exclude={"tasks"})
 
 
-@main.command("eval")
+@click.command("eval")
 @click.argument("artifact")
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
 @click.option("--tasks", "n_tasks", default=None, type=click.IntRange(1), help="Only the first N tasks of the split.")
@@ -128,14 +116,11 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
     Example:
       purpose-dspy eval compiled/treasure-maze --split test --json
     """
-    from purpose_dspy.compile_job import evaluate_artifact
+    from purpose_dspy.jobs import evaluate_artifact
 
-    try:
-        lm_config = _lm_config(model, api_base, critic_lm, config_file) if (model or critic_lm or config_file or api_base) else None
-        agent, metrics = evaluate_artifact(artifact, split, lm_config=lm_config, tasks=n_tasks,  # type: ignore[arg-type]
-                                           num_threads=num_threads)
-    except PurposeDspyError as exc:
-        _fail(exc)
+    config = lm_config(model, api_base, critic_lm, config_file) if (model or critic_lm or config_file or api_base) else None
+    agent, metrics = evaluate_artifact(artifact, split, lm_config=config, tasks=n_tasks,  # type: ignore[arg-type]
+                                       num_threads=num_threads)
     if as_json:
         click.echo(json.dumps({"artifact": str(agent.path), "version": agent.version, **metrics.model_dump(mode="json")}))
         return
@@ -143,7 +128,7 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
     click.echo(_metrics_row(f"{agent.path.parent.name} v{agent.version} {split}", metrics))
 
 
-@main.command("demo")
+@click.command("demo")
 @click.option("--out", default="compiled/treasure-maze", show_default=True, type=click.Path(file_okay=False),
               help="Where the compiled artifact goes.")
 @click.option("--taskset", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -164,30 +149,12 @@ def demo(out: str, taskset: str | None, n_train: int, n_dev: int, n_test: int, m
     evaluates the compiled agent on the same test seeds, prints the table and writes a learning-curve
     PNG. About 10-15 minutes on 2 cores with the defaults.
     """
-    from purpose_dspy import artifacts
-    from purpose_dspy.compile_job import COMPILE_ROLES, compile_taskset, evaluate_program
-    from purpose_dspy.lm import build_role_lms, load_lm_config
-    from purpose_dspy.programs.agent import PurposeAgent
-    from purpose_dspy.tasksets import load_taskset
-    from purpose_dspy.teleprompter import CompileConfig
+    from purpose_dspy.jobs import run_demo
 
-    path = Path(taskset) if taskset else Path(__file__).resolve().parent.parent / "tasksets" / "treasure-maze.toml"
-    started = time.perf_counter()
-    try:
-        if not path.exists():
-            raise UsageError(f"{path} not found; pass --taskset tasksets/treasure-maze.toml from a clone of the repository")
-        ts = load_taskset(path)
-        config = load_lm_config()
-        lms = build_role_lms(config, roles=COMPILE_ROLES)
-        before = evaluate_program(PurposeAgent(), ts, "test", lms=lms, tasks=n_test)
-        outcome = compile_taskset(path, out, lm_config=config, lms=lms, run_dir=run_dir, train=n_train, dev=n_dev,
-                                  config=CompileConfig(max_lm_calls=max_lm_calls, progress=True))
-        compiled = artifacts.load(f"{outcome.path.parent}@v{outcome.manifest.version}")
-        after = evaluate_program(compiled.program, ts, "test", lms=lms, tasks=n_test)
-    except PurposeDspyError as exc:
-        _fail(exc)
-    seconds = time.perf_counter() - started
-    plot = _learning_curve(png, outcome.report, before, after)
+    result = run_demo(Path(taskset) if taskset else None, out, train=n_train, dev=n_dev, test=n_test,
+                      max_lm_calls=max_lm_calls, run_dir=run_dir)
+    before, after, outcome, seconds = result.before, result.after, result.compiled, result.seconds
+    plot = learning_curve(png, outcome.report, before, after)
     if as_json:
         click.echo(json.dumps({"artifact": str(outcome.path), "promoted": outcome.manifest.gate.promoted,
                                "test_before": _brief(before), "test_after": _brief(after),
@@ -200,134 +167,3 @@ def demo(out: str, taskset: str | None, n_train: int, n_dev: int, n_test: int, m
                f"{outcome.manifest.gate.reason})")
     click.echo(f"learning curve: {plot}" if plot else "learning curve: not drawn (pip install 'purpose-dspy[plot]')")
     click.echo(f"total {seconds / 60:.1f} min")
-
-
-def _learning_curve(png: str, report: Any, before: Any, after: Any) -> str | None:
-    """Left: cumulative success over the train rollouts; right: test success before and after, 95% CI."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    wins = [t.success for t in report.train.tasks] if report.train else []
-    rate = [sum(wins[: i + 1]) / (i + 1) for i in range(len(wins))]
-    left.plot(range(1, len(rate) + 1), rate, marker="o")
-    left.set(title="compile: train rollouts", xlabel="rollout", ylabel="success so far", ylim=(-0.05, 1.05))
-    rates = [before.success_rate, after.success_rate]
-    errors = [[r - m.success_ci[0] for r, m in zip(rates, (before, after))],
-              [m.success_ci[1] - r for r, m in zip(rates, (before, after))]]
-    right.bar(["zero-shot", "compiled"], rates, yerr=errors, capsize=6, color=["#999999", "#3b7dd8"])
-    right.set(title=f"test split (n={after.n}), 95% CI", ylabel="success rate", ylim=(0, 1.05))
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
-
-
-# -- artifacts ---------------------------------------------------------------------------------
-@main.group("artifacts")
-def artifacts_group() -> None:
-    """List, inspect, compare, promote and roll back compiled versions."""
-
-
-@artifacts_group.command("list")
-@click.argument("root", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True)
-def artifacts_list(root: str, as_json: bool) -> None:
-    """Every version under ROOT (e.g. compiled/twx-coin), marking the promoted one."""
-    from purpose_dspy import artifacts
-
-    try:
-        manifests, stack = artifacts.versions(root), artifacts.promoted_stack(root)
-    except PurposeDspyError as exc:
-        _fail(exc)
-    rows = [{"version": m.version, "current": bool(stack) and stack[-1] == m.version, "created": m.created,
-             "parent": m.parent_version, "gate": m.gate.promoted, "reason": m.gate.reason,
-             "dev_after": m.metrics["after"].success_rate if m.metrics.get("after") else None} for m in manifests]
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    for r in rows:
-        click.echo(f"{'*' if r['current'] else ' '} v{r['version']:<3} {r['created']}  parent {r['parent'] or '-':<3} "
-                   f"dev {r['dev_after'] if r['dev_after'] is not None else '-'}  {r['reason']}")
-
-
-@artifacts_group.command("show")
-@click.argument("ref")
-@click.option("--json", "as_json", is_flag=True, help="The whole manifest.")
-def artifacts_show(ref: str, as_json: bool) -> None:
-    """One version's manifest, verified (REF: compiled/<name>[@v<N>])."""
-    from purpose_dspy import artifacts
-
-    try:
-        root, version = artifacts.parse_ref(ref)
-        version = version or (artifacts.promoted_stack(root) or [None])[-1]
-        if version is None:
-            raise UsageError(f"{root} has no promoted version; name one: {root}@v<N>")
-        m = artifacts.verify(root / f"v{version}")
-    except PurposeDspyError as exc:
-        _fail(exc)
-    if as_json:
-        click.echo(m.model_dump_json())
-        return
-    click.echo(f"{root}/v{m.version}  created {m.created}  parent {m.parent_version}  dspy {m.dspy_version}")
-    click.echo(f"taskset {m.taskset.get('name')} ({str(m.taskset.get('content_hash'))[:12]})  lms "
-               + ", ".join(f"{r}={v['model']}" for r, v in m.lms.items()))
-    for name, c in m.components.items():
-        click.echo(f"  {name}: {c.program}  demos {c.demos}")
-    for key in ("before", "after"):
-        if m.metrics.get(key):
-            click.echo(f"  dev {key:<6} {m.metrics[key].row()}")
-    click.echo(f"  gate: {'promoted' if m.gate.promoted else 'kept'}: {m.gate.reason}")
-    click.echo(f"  cost: {m.cost.get('lm_calls')} LM calls, {m.cost.get('tokens')} tokens; content {m.content_hash[:16]}")
-
-
-@artifacts_group.command("diff")
-@click.argument("a")
-@click.argument("b")
-def artifacts_diff(a: str, b: str) -> None:
-    """What changed between two versions (JSON): files, demos, signatures, metrics."""
-    from purpose_dspy import artifacts
-
-    try:
-        manifests = []
-        for ref in (a, b):
-            root, version = artifacts.parse_ref(ref)
-            if version is None:
-                raise UsageError(f"name a version: {root}@v<N>")
-            manifests.append(artifacts.verify(root / f"v{version}"))
-        ma, mb = manifests
-    except PurposeDspyError as exc:
-        _fail(exc)
-    click.echo(json.dumps(artifacts.diff(ma, mb), indent=2))
-
-
-@artifacts_group.command("promote")
-@click.argument("ref")
-@click.option("--reason", default="by operator", show_default=True)
-def artifacts_promote(ref: str, reason: str) -> None:
-    """Make REF (compiled/<name>@v<N>) the version `load` gives, after verifying it loads."""
-    from purpose_dspy import artifacts
-
-    try:
-        version = artifacts.promote(ref, reason)
-    except PurposeDspyError as exc:
-        _fail(exc)
-    click.echo(f"promoted v{version}")
-
-
-@artifacts_group.command("rollback")
-@click.argument("root", type=click.Path(file_okay=False))
-@click.option("--reason", default="by operator", show_default=True)
-def artifacts_rollback(root: str, reason: str) -> None:
-    """Demote the current promoted version; the previously promoted one becomes current."""
-    from purpose_dspy import artifacts
-
-    try:
-        demoted, current = artifacts.rollback(root, reason)
-    except PurposeDspyError as exc:
-        _fail(exc)
-    click.echo(f"demoted v{demoted}; current: {f'v{current}' if current else 'none'}")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from purpose_dspy.metrics import TaskScore
 from purpose_dspy.programs.editor import Editor
-from purpose_dspy.trace import traced_copy
+from purpose_dspy.runtime.trace import traced_copy
 from purpose_dspy.types import LMCall
 from purpose_dspy.writing.archive import Archive
 from purpose_dspy.writing.review import Review

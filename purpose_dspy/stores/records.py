@@ -17,7 +17,7 @@ import diskcache
 from pydantic import BaseModel, ValidationError
 
 from purpose_dspy.errors import StoreBusyError, StoreCorruptError
-from purpose_dspy.json_disk import SafeJSONDisk
+from purpose_dspy.stores.json_disk import SafeJSONDisk
 
 EVENT_PREFIX = "event"
 QUEUE_START = 500_000_000_000_000

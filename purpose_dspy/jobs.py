@@ -9,22 +9,24 @@ carries. The CLI only parses flags and prints what these return.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from purpose_dspy import artifacts
-from purpose_dspy.editing import edit
-from purpose_dspy.editor_teleprompter import EditorTeleprompter, writing_examples
+from purpose_dspy.runtime.editing import edit
+from purpose_dspy.teleprompt import EditorTeleprompter, writing_examples
 from purpose_dspy.errors import StaleArtifactError, UsageError
-from purpose_dspy.lm import LMConfig, build_role_lms
+from purpose_dspy.lm import LMConfig, build_role_lms, load_lm_config
 from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.programs.editor import Editor
-from purpose_dspy.rollouts import evaluate
+from purpose_dspy.runtime.config import RunConfig
+from purpose_dspy.runtime.rollouts import evaluate
 from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.tasksets import Split, TaskSet, load_taskset, parse_taskset
-from purpose_dspy.teleprompter import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
+from purpose_dspy.teleprompt import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
 from purpose_dspy.types import Role, Task
 from purpose_dspy.writing.tasks import is_writing_env, tasks_of
 
@@ -143,10 +145,11 @@ def taskset_of(agent: artifacts.CompiledAgent) -> TaskSet:
 
 def evaluate_program(
     program: PurposeAgent, taskset: TaskSet, split: Split, *, lms: dict[Role, Any], tasks: int | None = None,
-    num_threads: int = 1, phi_store: PhiStore | None = None, progress: bool = True,
+    num_threads: int = 1, phi_store: PhiStore | None = None, progress: bool = True, run_config: RunConfig | None = None,
 ) -> SplitMetrics:
+    """`program` on `split` of the task set (default RunConfig: the task set's step limit, no exploration)."""
     return evaluate(
-        program, limit(taskset.tasks(split), tasks), split=split, lms=lms, max_steps=taskset.max_steps,
+        program, limit(taskset.tasks(split), tasks), split=split, lms=lms, config=run_config or RunConfig(max_steps=taskset.max_steps),
         purpose=taskset.purpose, num_threads=num_threads, phi_store=phi_store, progress=progress,
     )
 
@@ -166,3 +169,29 @@ def evaluate_artifact(ref: str | Path, split: Split, *, lms: dict[Role, Any] | N
     metrics = evaluate_program(agent.program, taskset_of(agent), split, lms=lms, tasks=tasks,
                                num_threads=num_threads, progress=progress)
     return agent, metrics
+
+
+@dataclass
+class DemoOutcome:
+    before: SplitMetrics
+    after: SplitMetrics
+    compiled: CompileOutcome
+    seconds: float
+
+
+def run_demo(taskset_path: Path | None, out: str | Path, *, train: int, dev: int, test: int, max_lm_calls: int,
+             run_dir: str | Path) -> DemoOutcome:
+    """`purpose-dspy demo`: the zero-shot agent on test, a compile (gated on dev), the compiled agent on test."""
+    path = taskset_path or Path(__file__).resolve().parent.parent / "tasksets" / "treasure-maze.toml"
+    if not path.exists():
+        raise UsageError(f"{path} not found; pass --taskset tasksets/treasure-maze.toml from a clone of the repository")
+    started = time.perf_counter()
+    taskset = load_taskset(path)
+    config = load_lm_config()
+    lms = build_role_lms(config, roles=COMPILE_ROLES)
+    before = evaluate_program(PurposeAgent(), taskset, "test", lms=lms, tasks=test)
+    outcome = compile_taskset(path, out, lm_config=config, lms=lms, run_dir=run_dir, train=train, dev=dev,
+                              config=CompileConfig(max_lm_calls=max_lm_calls, progress=True))
+    compiled = artifacts.load(f"{outcome.path.parent}@v{outcome.manifest.version}")
+    after = evaluate_program(compiled.program, taskset, "test", lms=lms, tasks=test)
+    return DemoOutcome(before=before, after=after, compiled=outcome, seconds=time.perf_counter() - started)

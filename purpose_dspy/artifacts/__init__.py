@@ -1,0 +1,16 @@
+"""Compiled artifacts: versioned, hashed, JSON-only directories that applications load in one call.
+
+`load` / `save_artifact` / `verify` / `promote` (store.py), `versions` / `promoted_stack` / `rollback`
+(versions.py), `Manifest` and `diff` (manifest.py), fingerprints (fingerprint.py), `CompiledAgent`.
+"""
+
+from purpose_dspy.artifacts.compiled import CompiledAgent
+from purpose_dspy.artifacts.fingerprint import fingerprint_differences, signature_fingerprint
+from purpose_dspy.artifacts.manifest import Manifest, diff, read_manifest
+from purpose_dspy.artifacts.store import components_of, load, promote, save_artifact, verify
+from purpose_dspy.artifacts.versions import parse_ref, promoted_stack, resolve, rollback, versions
+from purpose_dspy.errors import StaleArtifactError
+
+__all__ = ["CompiledAgent", "Manifest", "StaleArtifactError", "components_of", "diff", "fingerprint_differences", "load",
+           "parse_ref", "promote", "promoted_stack", "resolve", "read_manifest", "rollback", "save_artifact",
+           "signature_fingerprint", "verify", "versions"]

@@ -1,0 +1,107 @@
+"""Version directories and the promotion log: which `v<N>` a reference names, which one is current."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from purpose_dspy.artifacts.manifest import Manifest, read_manifest
+from purpose_dspy.errors import ArtifactError, UsageError
+
+PROMOTIONS = "promotions.jsonl"
+_REF = re.compile(r"^(?P<root>.+?)(?:@v?(?P<at>\d+)|[/\\]v(?P<dir>\d+))?[/\\]?$")
+
+
+def parse_ref(ref: str | Path) -> tuple[Path, int | None]:
+    """'compiled/x' -> (compiled/x, None); 'compiled/x@v3', 'compiled/x@3', 'compiled/x/v3' -> (compiled/x, 3)."""
+    match = _REF.match(str(ref))
+    if not match:
+        raise UsageError(f"not an artifact reference: {ref!r} (expected compiled/<name>[@v<N>])")
+    number = match["at"] or match["dir"]
+    return Path(match["root"]), int(number) if number else None
+
+
+def _next_version(root: Path) -> int:
+    return 1 + max((int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit()), default=0)
+
+
+def versions(root: str | Path) -> list[Manifest]:
+    """Every version's manifest, oldest first (unreadable ones raise ArtifactError)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"no artifacts at {root}; compile one with: purpose-dspy compile <taskset> --out {root}")
+    numbers = sorted(int(p.name[1:]) for p in root.glob("v*") if p.is_dir() and p.name[1:].isdigit())
+    return [read_manifest(root / f"v{n}") for n in numbers]
+
+
+def _log_promotion(root: Path, version: int, event: str, reason: str) -> None:
+    line = json.dumps({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "version": version,
+                       "event": event, "reason": reason}) + "\n"
+    fd = os.open(root / PROMOTIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())  # one O_APPEND write: lines from two processes never interleave
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def promotion_events(root: str | Path) -> list[dict[str, Any]]:
+    path = Path(root) / PROMOTIONS
+    if not path.exists():
+        return []
+    events = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{path}:{number}: not JSON; fix or remove the line (it is a log of promotions)") from exc
+    return events
+
+
+def promoted_stack(root: str | Path) -> list[int]:
+    """Promoted versions, oldest first; the last is the one `load(root)` gives."""
+    stack: list[int] = []
+    for event in promotion_events(root):
+        version = int(event["version"])
+        if version in stack:
+            stack.remove(version)
+        if event["event"] == "promoted":
+            stack.append(version)
+    return stack
+
+
+def rollback(root: str | Path, reason: str = "by operator") -> tuple[int, int | None]:
+    """Demote the current promoted version; the one promoted before it (if any) becomes current."""
+    root = Path(root)
+    stack = promoted_stack(root)
+    if not stack:
+        raise UsageError(f"{root} has no promoted version to roll back")
+    current = stack[-1]
+    _log_promotion(root, current, "demoted", reason)
+    return current, (stack[-2] if len(stack) > 1 else None)
+
+
+def resolve(ref: str | Path, *, explicit: str | None = None) -> Path:
+    """The version directory `ref` names: `compiled/x@v3` (or `compiled/x/v3`) -> compiled/x/v3, and
+    `compiled/x` -> its current promoted version. `explicit`: what needs a numbered version (the error
+    then asks for one instead of taking the promoted version)."""
+    root, version = parse_ref(ref)
+    if version is None:
+        if explicit:
+            raise UsageError(f"{explicit} needs a version: {root}@v<N> (see: purpose-dspy artifacts list {root})")
+        if not root.is_dir():
+            raise UsageError(f"no artifacts at {root}; compile one with: purpose-dspy compile <taskset> --out {root}")
+        stack = promoted_stack(root)
+        if not stack:
+            kept = ", ".join(f"v{m.version} ({m.gate.reason})" for m in versions(root)) or "none"
+            raise ArtifactError(f"{root} has no promoted version (versions: {kept}); load one explicitly as "
+                                f"{root}@v<N> or promote it: purpose-dspy artifacts promote {root}@v<N>")
+        version = stack[-1]
+    directory = root / f"v{version}"
+    if not directory.is_dir():
+        raise UsageError(f"{root} has no version {version}; see: purpose-dspy artifacts list {root}")
+    return directory

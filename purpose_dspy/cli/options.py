@@ -1,0 +1,63 @@
+"""Flags several commands share, and the LM configuration they resolve to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from purpose_dspy.errors import UsageError
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param takes KEY=VALUE, got {pair!r}")
+        params[key] = int(value) if value.lstrip("-").isdigit() else value
+    return params
+
+
+def lm_options(command: Any = None, *, critic: bool = True) -> Any:
+    """The LM flags every command that calls a model shares (`critic=False`: one LM, no --critic-lm)."""
+    if command is None:
+        return lambda c: lm_options(c, critic=critic)
+    flags = [
+        click.option("--lm", "model", default=None,
+                     help="Model for every role: local/smollm2-135m (default), local/gemma3-270m, or provider/model."),
+        click.option("--api-base", default=None,
+                     help="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1."),
+        click.option("--critic-lm", default=None, help="Model for the critic only."),
+        click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+                     help="TOML file with [lm] and [lm.<role>] tables."),
+    ]
+    if not critic:
+        del flags[2]
+    for option in reversed(flags):
+        command = option(command)
+    return command
+
+
+def safeguard_options(command: Any) -> Any:
+    """Where Φ is stored, and which of the critic's safeguards to switch off (for ablations)."""
+    from purpose_dspy.safeguards.config import SAFEGUARDS
+
+    command = click.option(
+        "--ablate", multiple=True, type=click.Choice(SAFEGUARDS), metavar="SAFEGUARD",
+        help=f"Switch one of the critic's safeguards off (repeatable): {', '.join(SAFEGUARDS)}.",
+    )(command)
+    return click.option(
+        "--store", default=None, envvar="PURPOSE_DSPY_STORE", type=click.Path(file_okay=False),
+        help="Directory where Φ of scored states persists, shared by runs and processes "
+             "[env PURPOSE_DSPY_STORE; default: memory only, nothing written].",
+    )(command)
+
+
+def lm_config(model: str | None, api_base: str | None, critic_lm: str | None, config_file: str | None,
+              no_cache: bool = False, actor_lm: str | None = None) -> Any:
+    """The `LMConfig` the LM flags describe (flags, then environment variables, then the --config file)."""
+    from purpose_dspy.lm import load_lm_config
+
+    return load_lm_config(model=model, api_base=api_base, config_file=config_file,
+                          role_models={"actor": actor_lm, "critic": critic_lm}, cache=False if no_cache else None)
