@@ -5,9 +5,17 @@ from purpose_dspy.programs.actor import Actor, match_action
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.programs.critic import PurposeCritic
 from purpose_dspy.programs.distiller import Distiller, rank_trajectories
-from purpose_dspy.programs.meta_judge import MetaJudge, failure_pattern, judgment_checks, render_judgment
+from purpose_dspy.programs.meta_judge import (
+    MetaJudge,
+    failure_pattern,
+    judgment_checks,
+    render_judgment,
+)
 from purpose_dspy.programs.self_taught_evaluator import (
-    FLAWS, SelfTaughtEvaluator, applicable_flaws, discrimination,
+    FLAWS,
+    SelfTaughtEvaluator,
+    applicable_flaws,
+    discrimination,
 )
 
 __all__ = [

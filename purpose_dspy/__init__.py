@@ -3,11 +3,19 @@
 Importing this package loads no model, starts no engine and touches no disk.
 """
 
-from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.environments import make_env
 from purpose_dspy.experience import Experience, ExperienceConfig
+from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.runtime.orchestrator import Orchestrator, run_task
-from purpose_dspy.types import Action, PurposeScore, RunResult, State, Task, Trajectory, Transition
+from purpose_dspy.types import (
+    Action,
+    PurposeScore,
+    RunResult,
+    State,
+    Task,
+    Trajectory,
+    Transition,
+)
 
 __version__ = "0.1.0"
 

@@ -15,18 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from purpose_dspy import artifacts
-from purpose_dspy.runtime.editing import edit
-from purpose_dspy.teleprompt import EditorTeleprompter, writing_examples
 from purpose_dspy.errors import StaleArtifactError, UsageError
 from purpose_dspy.lm import LMConfig, build_role_lms, load_lm_config
 from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.programs.editor import Editor
 from purpose_dspy.runtime.config import RunConfig
+from purpose_dspy.runtime.editing import edit
 from purpose_dspy.runtime.rollouts import evaluate
 from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.tasksets import Split, TaskSet, load_taskset, parse_taskset
-from purpose_dspy.teleprompt import CompileConfig, CompileReport, PurposeTeleprompter, task_examples
+from purpose_dspy.teleprompt import (
+    CompileConfig,
+    CompileReport,
+    EditorTeleprompter,
+    PurposeTeleprompter,
+    task_examples,
+    writing_examples,
+)
 from purpose_dspy.types import Role, Task
 from purpose_dspy.writing.tasks import is_writing_env, tasks_of
 

@@ -7,8 +7,8 @@ way out (artifacts, stores and `--json` output never need pickle). Nothing here 
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Literal
 

@@ -5,10 +5,25 @@
 """
 
 from purpose_dspy.artifacts.compiled import CompiledAgent
-from purpose_dspy.artifacts.fingerprint import fingerprint_differences, signature_fingerprint
+from purpose_dspy.artifacts.fingerprint import (
+           fingerprint_differences,
+           signature_fingerprint,
+)
 from purpose_dspy.artifacts.manifest import Manifest, diff, read_manifest
-from purpose_dspy.artifacts.store import components_of, load, promote, save_artifact, verify
-from purpose_dspy.artifacts.versions import parse_ref, promoted_stack, resolve, rollback, versions
+from purpose_dspy.artifacts.store import (
+           components_of,
+           load,
+           promote,
+           save_artifact,
+           verify,
+)
+from purpose_dspy.artifacts.versions import (
+           parse_ref,
+           promoted_stack,
+           resolve,
+           rollback,
+           versions,
+)
 from purpose_dspy.errors import StaleArtifactError
 
 __all__ = ["CompiledAgent", "Manifest", "StaleArtifactError", "components_of", "diff", "fingerprint_differences", "load",

@@ -34,9 +34,21 @@ from typing import Any
 import dspy
 
 from purpose_dspy.artifacts.compiled import CompiledAgent
-from purpose_dspy.artifacts.fingerprint import component_fingerprints, fingerprint_differences, signature_fingerprint
+from purpose_dspy.artifacts.fingerprint import (
+    component_fingerprints,
+    fingerprint_differences,
+    signature_fingerprint,
+)
 from purpose_dspy.artifacts.manifest import (
-    MANIFEST, ComponentEntry, Gate, Manifest, _canonical, _content_hash, _no_secrets, _sha, read_manifest,
+    MANIFEST,
+    ComponentEntry,
+    Gate,
+    Manifest,
+    _canonical,
+    _content_hash,
+    _no_secrets,
+    _sha,
+    read_manifest,
 )
 from purpose_dspy.artifacts.versions import _log_promotion, _next_version, resolve
 from purpose_dspy.errors import ArtifactError, StaleArtifactError

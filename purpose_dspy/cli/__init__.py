@@ -13,8 +13,21 @@ import sys
 
 import click
 
-from purpose_dspy.cli import archive, artifacts, compile, critic_check, edit, memory, run
-from purpose_dspy.errors import EnvironmentUnavailableError, LMUnavailableError, PurposeDspyError, UsageError
+from purpose_dspy.cli import (
+    archive,
+    artifacts,
+    compile,
+    critic_check,
+    edit,
+    memory,
+    run,
+)
+from purpose_dspy.errors import (
+    EnvironmentUnavailableError,
+    LMUnavailableError,
+    PurposeDspyError,
+    UsageError,
+)
 
 EXIT_CODES = {UsageError: 2, LMUnavailableError: 3, EnvironmentUnavailableError: 4}
 

@@ -7,7 +7,6 @@ import json
 import click
 
 
-
 @click.group("artifacts")
 def artifacts_group() -> None:
     """List, inspect, compare, promote and roll back compiled versions."""

@@ -33,9 +33,9 @@ def critic_check(env_id: str, probes: int, model: str | None, api_base: str | No
     """
     from tqdm import tqdm
 
-    from purpose_dspy.runtime.critic_check import check_critic, make_probes
     from purpose_dspy.environments import make_env
     from purpose_dspy.lm import build_role_lms, load_lm_config
+    from purpose_dspy.runtime.critic_check import check_critic, make_probes
 
     config = load_lm_config(model=model, api_base=api_base, config_file=config_file,
                             role_models={"critic": critic_lm}, cache=False)

@@ -39,9 +39,9 @@ def edit_command(request: str, archive_dir: str | None, program_ref: str | None,
       purpose-dspy edit "Write a tagline for a bookstore in exactly 12 words. Avoid the words 'we' and 'our'."
       purpose-dspy edit "Describe a lighthouse in 2 sentences." --archive-dir runs/archive --json
     """
-    from purpose_dspy.runtime.editing import edit
     from purpose_dspy.lm import build_role_lms, load_lm_config
     from purpose_dspy.programs.editor import Editor
+    from purpose_dspy.runtime.editing import edit
     from purpose_dspy.writing.archive import Archive
     from purpose_dspy.writing.rubric import Rubric
     from purpose_dspy.writing.tasks import task_from_text

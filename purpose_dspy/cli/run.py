@@ -51,13 +51,12 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
     """
     import dspy
 
-    from purpose_dspy.runtime.config import RunConfig
-    from purpose_dspy.experience import Experience
-    from purpose_dspy.programs import Distiller
     from purpose_dspy.environments import make_env
+    from purpose_dspy.experience import Experience
     from purpose_dspy.lm import build_role_lms, load_lm_config
+    from purpose_dspy.programs import Distiller, PurposeAgent
+    from purpose_dspy.runtime.config import RunConfig
     from purpose_dspy.runtime.orchestrator import Orchestrator
-    from purpose_dspy.programs import PurposeAgent
     from purpose_dspy.safeguards import PhiStore, SafeguardConfig
     from purpose_dspy.types import Task
 

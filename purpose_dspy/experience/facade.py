@@ -22,13 +22,13 @@ import dspy
 from dspy.utils.exceptions import LMError
 from pydantic import BaseModel, ConfigDict, Field
 
+from purpose_dspy.errors import LMUnavailableError
+from purpose_dspy.experience.recall import ACTION_CHARS
+from purpose_dspy.experience.replay import ExperienceReplay, Recall, ReplayConfig
 from purpose_dspy.memory import MemoryCard, MemoryCI, MemoryConfig, MemoryStore
 from purpose_dspy.memory.cards import Provenance
-from purpose_dspy.experience.replay import ExperienceReplay, Recall, ReplayConfig
-from purpose_dspy.experience.recall import ACTION_CHARS
 from purpose_dspy.programs.actor import Actor
 from purpose_dspy.text import one_line
-from purpose_dspy.errors import LMUnavailableError
 from purpose_dspy.types import MemoryReport, State, Trajectory
 
 logger = logging.getLogger(__name__)

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from purpose_dspy.errors import UsageError
+from purpose_dspy.experience.config import ReplayConfig
 from purpose_dspy.memory.screen import rule_changing
 from purpose_dspy.text import content_words, one_line, overlap
-
-if TYPE_CHECKING:  # the store imports this module: a runtime import would be circular
-    from purpose_dspy.experience.replay import ReplayConfig
 
 ACTION_CHARS = 80
 """Longest action text shown in a recall line (actions are environment text: untrusted)."""

@@ -26,10 +26,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from purpose_dspy.errors import StoreBusyError, StoreCorruptError, UsageError
-from purpose_dspy.experience.recall import Recall, RecalledAction, dense_similar, lexical_similar, to_blob
+from purpose_dspy.experience.config import ReplayConfig
+from purpose_dspy.experience.recall import (
+    Recall,
+    RecalledAction,
+    dense_similar,
+    lexical_similar,
+    to_blob,
+)
 from purpose_dspy.experience.values import backup, step_rewards
 from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.types import State, Trajectory
@@ -58,28 +63,6 @@ CREATE TABLE IF NOT EXISTS q_values (
     family TEXT NOT NULL, state_key TEXT NOT NULL, action TEXT NOT NULL, q REAL NOT NULL,
     visits INTEGER NOT NULL, updated REAL NOT NULL, PRIMARY KEY (family, state_key, action));
 """
-
-
-class ReplayConfig(BaseModel):
-    """How steps are rewarded and how Q-values learn. Rewards are per step, on a small scale."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    gamma: float = Field(0.9, gt=0, le=1, description="Discount of later rewards in the n-step return.")
-    n_steps: int = Field(3, ge=1, description="Rewards summed before bootstrapping from max Q of the later state.")
-    phi_weight: float = Field(0.1, ge=0, description="Reward per point Φ rises (0-10 scale; only rises pay).")
-    success_reward: float = Field(1.0, description="Reward of the step that ends the task with success.")
-    failure_reward: float = Field(-1.0, description="Reward of the step that ends the task with failure.")
-    step_cost: float = Field(0.05, ge=0, description="Cost of every step: loops and detours end with negative Q.")
-    per_task: bool = Field(
-        False,
-        description="A state is the same only within the same task; identical text in another task counts as "
-        "similar (0.99). Needed where the text hides what differs (TWX coin: identical rooms, coin elsewhere).",
-    )
-    candidates: int = Field(24, gt=0, description="Phase 1: how many similar states are re-ranked by Q.")
-    min_similarity: float = Field(0.3, ge=0, le=1, description="Phase 1: states sharing less than this share of distinctive words (Jaccard) are left out.")
-    query_terms: int = Field(12, gt=0, description="Most distinctive words of a state used as the lexical query.")
-    common_share: float = Field(0.2, gt=0, le=1, description="Words in more than this share of stored states are not queried.")
 
 
 def replay_key(

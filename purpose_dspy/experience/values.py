@@ -9,12 +9,9 @@ the caller's write transaction, so a trajectory's steps and their Q updates land
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
 
+from purpose_dspy.experience.config import ReplayConfig
 from purpose_dspy.types import Trajectory
-
-if TYPE_CHECKING:  # the store imports this module: a runtime import would be circular
-    from purpose_dspy.experience.replay import ReplayConfig
 
 
 def step_rewards(trajectory: Trajectory, config: ReplayConfig) -> list[float]:

@@ -4,7 +4,13 @@
 in and what earns a place in every context. Importing this package opens no store.
 """
 
-from purpose_dspy.memory.cards import CardEvent, CardKind, CardStatus, MemoryCard, MemoryContext
+from purpose_dspy.memory.cards import (
+    CardEvent,
+    CardKind,
+    CardStatus,
+    MemoryCard,
+    MemoryContext,
+)
 from purpose_dspy.memory.ci import MemoryCI
 from purpose_dspy.memory.config import MemoryConfig
 from purpose_dspy.memory.store import MemoryStore

@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 
 from purpose_dspy.memory.cards import MemoryCard
-from purpose_dspy.text import one_line, shared_run
 from purpose_dspy.safeguards.injection import find_injection
+from purpose_dspy.text import one_line, shared_run
 
 INSTRUCTION_PATTERNS: tuple[str, ...] = (
     r"\bfrom now on\b",

@@ -18,12 +18,23 @@ from typing import Any
 from pydantic import BaseModel
 
 from purpose_dspy.errors import UsageError
-from purpose_dspy.memory.cards import CardEvent, CardKind, CardStatus, MemoryCard, MemoryContext
-from purpose_dspy.memory.config import MemoryConfig
-from purpose_dspy.stores.records import (
-    EVENT_PREFIX, DiskRecords, MemoryRecords, check_format, read_record, validate_record,
+from purpose_dspy.memory.cards import (
+    CardEvent,
+    CardKind,
+    CardStatus,
+    MemoryCard,
+    MemoryContext,
 )
+from purpose_dspy.memory.config import MemoryConfig
 from purpose_dspy.memory.render import render_context, shows_candidate
+from purpose_dspy.stores.records import (
+    EVENT_PREFIX,
+    DiskRecords,
+    MemoryRecords,
+    check_format,
+    read_record,
+    validate_record,
+)
 from purpose_dspy.types import State
 
 logger = logging.getLogger(__name__)

@@ -18,16 +18,31 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import LMError
 
-from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.environments.base import Environment
+from purpose_dspy.errors import (
+    BudgetExceeded,
+    Finished,
+    LMUnavailableError,
+    RunStopped,
+    StepLimitReached,
+)
 from purpose_dspy.experience import Advice, Experience
-from purpose_dspy.errors import BudgetExceeded, Finished, LMUnavailableError, RunStopped, StepLimitReached
 from purpose_dspy.programs.agent import PurposeAgent
-from purpose_dspy.safeguards import CriticGuard, PhiStore
+from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.runtime.trace import traced_copy
+from purpose_dspy.safeguards import CriticGuard, PhiStore
 from purpose_dspy.text import one_line
 from purpose_dspy.types import (
-    Action, LMCall, MemoryReport, PurposeScore, Role, RunResult, State, Task, Trajectory, Transition,
+    Action,
+    LMCall,
+    MemoryReport,
+    PurposeScore,
+    Role,
+    RunResult,
+    State,
+    Task,
+    Trajectory,
+    Transition,
 )
 
 

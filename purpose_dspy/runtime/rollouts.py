@@ -16,13 +16,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from purpose_dspy.runtime.budget import LMBudget
-from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.environments import make_env
 from purpose_dspy.environments.base import Environment
 from purpose_dspy.metrics import SplitMetrics, TaskScore
-from purpose_dspy.runtime.orchestrator import Orchestrator
 from purpose_dspy.programs.agent import PurposeAgent
+from purpose_dspy.runtime.budget import LMBudget
+from purpose_dspy.runtime.config import RunConfig
+from purpose_dspy.runtime.orchestrator import Orchestrator
 from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.types import Role, RunResult, Task
 

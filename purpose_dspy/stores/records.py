@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import diskcache
-
 from pydantic import BaseModel, ValidationError
 
 from purpose_dspy.errors import StoreBusyError, StoreCorruptError

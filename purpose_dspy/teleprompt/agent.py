@@ -32,27 +32,44 @@ from typing import Any
 import dspy
 from pydantic import Field
 
-from purpose_dspy.teleprompt.checkpoint import Checkpoint
 from purpose_dspy.errors import UsageError
 from purpose_dspy.experience import Experience
 from purpose_dspy.memory.cards import MemoryCard, Provenance
 from purpose_dspy.metrics import SplitMetrics, TaskScore
-from purpose_dspy.runtime.orchestrator import render_history
 from purpose_dspy.programs.actor import Actor
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.programs.critic import PurposeCritic
 from purpose_dspy.programs.distiller import Distiller, rank_trajectories
 from purpose_dspy.programs.meta_judge import MetaJudge, failure_pattern
-from purpose_dspy.programs.self_taught_evaluator import SelfTaughtEvaluator, applicable_flaws, discrimination
+from purpose_dspy.programs.self_taught_evaluator import (
+    SelfTaughtEvaluator,
+    applicable_flaws,
+    discrimination,
+)
 from purpose_dspy.runtime.budget import LMBudget
 from purpose_dspy.runtime.config import RunConfig
+from purpose_dspy.runtime.orchestrator import render_history
 from purpose_dspy.runtime.rollouts import run_tasks
-from purpose_dspy.teleprompt.base import (
-    BudgetConfig, BudgetedTeleprompter, CompileReport, DemoSource, interleave, task_of,
-)
-from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.runtime.trace import traced_copy
-from purpose_dspy.types import LMCall, PurposeScore, Role, RunResult, Task, Trajectory, Transition
+from purpose_dspy.safeguards import PhiStore
+from purpose_dspy.teleprompt.base import (
+    BudgetConfig,
+    BudgetedTeleprompter,
+    CompileReport,
+    DemoSource,
+    interleave,
+    task_of,
+)
+from purpose_dspy.teleprompt.checkpoint import Checkpoint
+from purpose_dspy.types import (
+    LMCall,
+    PurposeScore,
+    Role,
+    RunResult,
+    Task,
+    Trajectory,
+    Transition,
+)
 
 logger = logging.getLogger(__name__)
 

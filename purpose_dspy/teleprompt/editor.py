@@ -31,12 +31,19 @@ import dspy
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from purpose_dspy.teleprompt.checkpoint import Checkpoint
-from purpose_dspy.runtime.editing import EditResult, edit
 from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.programs.editor import Editor
 from purpose_dspy.runtime.budget import LMBudget
-from purpose_dspy.teleprompt.base import BudgetConfig, BudgetedTeleprompter, CompileReport, DemoSource, interleave, task_of
+from purpose_dspy.runtime.editing import EditResult, edit
+from purpose_dspy.teleprompt.base import (
+    BudgetConfig,
+    BudgetedTeleprompter,
+    CompileReport,
+    DemoSource,
+    interleave,
+    task_of,
+)
+from purpose_dspy.teleprompt.checkpoint import Checkpoint
 from purpose_dspy.writing.archive import Archive
 from purpose_dspy.writing.constraints import count_sentences, count_words
 from purpose_dspy.writing.review import Review

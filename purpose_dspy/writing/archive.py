@@ -34,7 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from purpose_dspy.errors import UsageError
 from purpose_dspy.stores.records import (
-    EVENT_PREFIX, DiskRecords, MemoryRecords, check_format, read_record, validate_record,
+    EVENT_PREFIX,
+    DiskRecords,
+    MemoryRecords,
+    check_format,
+    read_record,
+    validate_record,
 )
 from purpose_dspy.text import one_line, overlap, shingles
 

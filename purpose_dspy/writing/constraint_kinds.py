@@ -11,10 +11,24 @@ import re
 from functools import cache
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from purpose_dspy.errors import UsageError
-from purpose_dspy.writing.text_measures import WORDISH, count_sentences, count_words, phrase_pattern, word_used
+from purpose_dspy.writing.text_measures import (
+    WORDISH,
+    count_sentences,
+    count_words,
+    phrase_pattern,
+    word_used,
+)
 
 
 def _quoted(words: tuple[str, ...], joiner: str = ", ") -> str:
