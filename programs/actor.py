@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import dspy
+
+from purpose_dspy.errors import describe_bad_answer
 from purpose_dspy.programs.demo_selection import nearest_demos, situation
 from purpose_dspy.programs.retry import Rejected, predict_with_retries
 from purpose_dspy.signatures.act import Act, constrain_action
-
-from purpose_dspy.errors import describe_bad_answer
 from purpose_dspy.types import State
 
 logger = logging.getLogger(__name__)

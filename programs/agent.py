@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dspy
+
 from purpose_dspy.programs.actor import Actor
 from purpose_dspy.programs.critic import PurposeCritic
 

@@ -7,10 +7,10 @@ import json
 import logging
 
 import dspy
+
 from purpose_dspy.programs.demo_selection import nearest_demos, situation
 from purpose_dspy.programs.retry import predict_with_retries
 from purpose_dspy.signatures.score_transition import ScoreTransition
-
 from purpose_dspy.types import PurposeScore, State
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 
 import dspy
+
 from purpose_dspy.programs.retry import predict_with_retries
 from purpose_dspy.signatures.distill import DistillLessons
-
 from purpose_dspy.text import one_line
 from purpose_dspy.types import Trajectory
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
+
 from purpose_dspy.programs.demo_selection import nearest_demos
 from purpose_dspy.programs.retry import Rejected, predict_with_retries
 from purpose_dspy.signatures.critique import Critique
 from purpose_dspy.signatures.draft import Draft
 from purpose_dspy.signatures.refine import Refine
-
 from purpose_dspy.writing.archive import ArchivedOutput, render_examples
 from purpose_dspy.writing.review import Review, review
 from purpose_dspy.writing.rubric import Rubric

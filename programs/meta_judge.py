@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 
 import dspy
+
 from purpose_dspy.programs.retry import predict_with_retries
+from purpose_dspy.safeguards.evidence import evidence_in_states
+from purpose_dspy.safeguards.injection import find_injection
 from purpose_dspy.signatures.grade_judgment import (
     GRADE_NAMES,
     GradeJudgment,
     JudgmentGrade,
 )
-
-from purpose_dspy.safeguards.evidence import evidence_in_states
-from purpose_dspy.safeguards.injection import find_injection
 from purpose_dspy.types import PurposeScore, State
 
 logger = logging.getLogger(__name__)

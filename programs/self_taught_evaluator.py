@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 
 import dspy
+
+from purpose_dspy.errors import UsageError
 from purpose_dspy.programs.meta_judge import render_judgment
 from purpose_dspy.programs.retry import predict_with_retries
+from purpose_dspy.safeguards.evidence import evidence_in_states
 from purpose_dspy.signatures.write_flawed_judgment import (
     EVIDENCE_CHARS,
     REASONING_CHARS,
     WriteFlawedJudgment,
 )
-
-from purpose_dspy.errors import UsageError
-from purpose_dspy.safeguards.evidence import evidence_in_states
 from purpose_dspy.types import PurposeScore, State, Trajectory
 
 logger = logging.getLogger(__name__)

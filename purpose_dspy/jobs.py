@@ -3,7 +3,8 @@
 `compile_taskset` continues from the current promoted version of the artifact (its parent) when there
 is one, compiles on the train split with the dev split as the valset, and writes the next version
 through the promotion gate. `evaluate_artifact` runs a loaded artifact on a split of the task set it
-carries. The CLI only parses flags and prints what these return.
+carries, actor-only unless asked for the critic (success is the environment's verdict, so Φ is not
+needed to evaluate). The CLI only parses flags and prints what these return.
 """
 
 from __future__ import annotations
@@ -152,18 +153,23 @@ def taskset_of(agent: artifacts.CompiledAgent) -> TaskSet:
 def evaluate_program(
     program: PurposeAgent, taskset: TaskSet, split: Split, *, lms: dict[Role, Any], tasks: int | None = None,
     num_threads: int = 1, phi_store: PhiStore | None = None, progress: bool = True, run_config: RunConfig | None = None,
+    critic: bool = False,
 ) -> SplitMetrics:
-    """`program` on `split` of the task set (default RunConfig: the task set's step limit, no exploration)."""
+    """`program` on `split` of the task set. Default RunConfig: the task set's step limit, no exploration, and
+    actor-only (no critic call, `phi_scored` false) unless `critic`; a given `run_config` is used as it is."""
+    config = run_config or RunConfig(max_steps=taskset.max_steps, score_phi=critic)
     return evaluate(
-        program, limit(taskset.tasks(split), tasks), split=split, lms=lms, config=run_config or RunConfig(max_steps=taskset.max_steps),
+        program, limit(taskset.tasks(split), tasks), split=split, lms=lms, config=config,
         purpose=taskset.purpose, num_threads=num_threads, phi_store=phi_store, progress=progress,
     )
 
 
 def evaluate_artifact(ref: str | Path, split: Split, *, lms: dict[Role, Any] | None = None,
                       lm_config: LMConfig | None = None, tasks: int | None = None, num_threads: int = 1,
-                      progress: bool = True) -> tuple[artifacts.CompiledAgent, SplitMetrics]:
-    """A loaded artifact on `split` of its own task set; LMs: `lms`, else built from `lm_config`, else its own."""
+                      progress: bool = True, critic: bool = False) -> tuple[artifacts.CompiledAgent, SplitMetrics]:
+    """A loaded artifact on `split` of its own task set; LMs: `lms`, else built from `lm_config`, else its own.
+
+    Actor-only unless `critic` (then the critic scores Φ at every step too); an editor has no critic to skip."""
     agent = artifacts.load(ref)
     roles: tuple[Role, ...] = ("editor",) if agent.is_editor else ("actor", "critic")
     if lms is None and lm_config is not None:
@@ -173,7 +179,7 @@ def evaluate_artifact(ref: str | Path, split: Split, *, lms: dict[Role, Any] | N
         return agent, evaluate_editor(agent.program, taskset_of(agent), split, lm=lms["editor"], tasks=tasks,
                                       progress=progress)
     metrics = evaluate_program(agent.program, taskset_of(agent), split, lms=lms, tasks=tasks,
-                               num_threads=num_threads, progress=progress)
+                               num_threads=num_threads, progress=progress, critic=critic)
     return agent, metrics
 
 
@@ -187,7 +193,9 @@ class DemoOutcome:
 
 def run_demo(taskset_path: Path | None, out: str | Path, *, train: int, dev: int, test: int, max_lm_calls: int,
              run_dir: str | Path) -> DemoOutcome:
-    """`purpose-dspy demo`: the zero-shot agent on test, a compile (gated on dev), the compiled agent on test."""
+    """`purpose-dspy demo`: the zero-shot agent on test, a compile (gated on dev), the compiled agent on test.
+
+    Both test evaluations are actor-only (success is the environment's); the compile's train rollouts score Φ."""
     path = taskset_path or Path(__file__).resolve().parent.parent / "tasksets" / "treasure-maze.toml"
     if not path.exists():
         raise UsageError(f"{path} not found; pass --taskset tasksets/treasure-maze.toml from a clone of the repository")

@@ -2,7 +2,9 @@
 
 Success rates get a Wilson score interval (sound at small n and at 0 % or 100 %); mean Φ gain gets a
 normal interval from the standard error. Comparisons between two programs are paired: the same
-seeds, task by task, so the difference is not noise from different layouts.
+seeds, task by task, so the difference is not noise from different layouts. Cost is LM calls and
+tokens, in all and per role (prompt, of it prefix-cached, completion). An actor-only evaluation
+(`phi_scored` false) has no Φ: its mean Φ gain is 0 and tables print "-" for it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from purpose_dspy.types import RunResult
+from purpose_dspy.types import ROLES, LMCall, RunResult, usage_by_role
 
 Z95 = 1.959964
 
@@ -49,21 +52,44 @@ class TaskScore(BaseModel):
     progress: float | None = Field(None, description="The environment's own progress at the end, if it reports one.")
     steps: int
     lm_calls: int
-    tokens: int
+    tokens: int = Field(description="Prompt plus completion tokens of every LM call.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = Field(0, description="Of the prompt tokens, those served from the server's prefix cache.")
+    by_role: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Per role: calls, prompt_tokens, completion_tokens, cached_tokens.")
+    phi_scored: bool = Field(True, description="The critic scored Φ (False: actor-only, phi_gain is 0).")
     seconds: float
     trajectory_id: str = ""
 
     @classmethod
     def of(cls, result: RunResult) -> TaskScore:
         traj = result.trajectory
-        calls = traj.lm_calls
         return cls(
             task_id=traj.task.task_id, seed=traj.task.seed, success=traj.success,
-            phi_gain=round(traj.phi_gain, 4),
+            phi_gain=round(traj.phi_gain, 4), phi_scored=result.phi_scored,
             progress=traj.steps[-1].progress if traj.steps else None, steps=len(traj.steps),
-            lm_calls=len(calls), tokens=sum(c.tokens for c in calls), seconds=round(result.seconds, 3),
-            trajectory_id=traj.id,
+            **cost_of(traj.lm_calls), seconds=round(result.seconds, 3), trajectory_id=traj.id,
         )
+
+
+def cost_of(calls: Sequence[LMCall]) -> dict[str, Any]:
+    """The cost fields of a `TaskScore`: lm_calls, tokens (in all, prompt, cached, completion) and by_role."""
+    return {"lm_calls": len(calls), "tokens": sum(c.tokens for c in calls),
+            "prompt_tokens": sum(c.prompt_tokens for c in calls),
+            "completion_tokens": sum(c.completion_tokens for c in calls),
+            "cached_tokens": sum(c.cached_tokens for c in calls), "by_role": usage_by_role(calls)}
+
+
+def summed_by_role(parts: Sequence[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """`by_role` dicts added up, role by role (in `ROLES` order)."""
+    out: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for role, usage in part.items():
+            into = out.setdefault(role, {})
+            for key, value in usage.items():
+                into[key] = into.get(key, 0) + value
+    return {role: out[role] for role in (*ROLES, *sorted(set(out) - set(ROLES))) if role in out}
 
 
 class SplitMetrics(BaseModel):
@@ -79,6 +105,12 @@ class SplitMetrics(BaseModel):
     mean_steps: float
     lm_calls: int
     tokens: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    by_role: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Per role: calls, prompt_tokens, completion_tokens, cached_tokens.")
+    phi_scored: bool = Field(True, description="Every task's Φ was scored by the critic; False: the Φ gain means nothing.")
     seconds: float
     tasks: list[TaskScore]
 
@@ -93,13 +125,21 @@ class SplitMetrics(BaseModel):
             mean_phi_gain=round(statistics.fmean(gains), 4) if gains else 0.0, phi_gain_ci=mean_interval(gains),
             mean_steps=round(statistics.fmean(s.steps for s in scores), 2) if n else 0.0,
             lm_calls=sum(s.lm_calls for s in scores), tokens=sum(s.tokens for s in scores),
-            seconds=round(sum(s.seconds for s in scores), 2), tasks=list(scores),
+            prompt_tokens=sum(s.prompt_tokens for s in scores), completion_tokens=sum(s.completion_tokens for s in scores),
+            cached_tokens=sum(s.cached_tokens for s in scores), by_role=summed_by_role([s.by_role for s in scores]),
+            phi_scored=all(s.phi_scored for s in scores), seconds=round(sum(s.seconds for s in scores), 2),
+            tasks=list(scores),
         )
+
+    @property
+    def phi_gain_text(self) -> str:
+        """The mean Φ gain as a table shows it: "-" when Φ was not scored."""
+        return f"{self.mean_phi_gain:+.2f}" if self.phi_scored else "-"
 
     def row(self) -> str:
         lo, hi = self.success_ci
         return (f"{self.successes}/{self.n} = {self.success_rate:.0%} [{lo:.0%}, {hi:.0%}]  "
-                f"Φ gain {self.mean_phi_gain:+.2f}  steps {self.mean_steps:.1f}  calls {self.lm_calls}  "
+                f"Φ gain {self.phi_gain_text}  steps {self.mean_steps:.1f}  calls {self.lm_calls}  "
                 f"tokens {self.tokens}  {self.seconds:.0f}s")
 
 
@@ -112,6 +152,7 @@ class PairedComparison(BaseModel):
     wins: int = Field(description="Tasks the candidate solved and the parent did not.")
     losses: int = Field(description="Tasks the parent solved and the candidate did not.")
     mean_phi_gain_difference: float
+    phi_scored: bool = Field(True, description="Both sides scored Φ; False: the Φ difference means nothing (not used by the gate).")
 
     @property
     def not_worse(self) -> bool:
@@ -133,4 +174,5 @@ def paired(candidate: SplitMetrics, parent: SplitMetrics) -> PairedComparison:
         wins=sum(c.success and not p.success for c, p in pairs),
         losses=sum(p.success and not c.success for c, p in pairs),
         mean_phi_gain_difference=round(statistics.fmean(c.phi_gain - p.phi_gain for c, p in pairs), 4) if pairs else 0.0,
+        phi_scored=candidate.phi_scored and parent.phi_scored,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -92,8 +93,11 @@ class LMCall(BaseModel):
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = Field(0, description=(
+        "Of the prompt tokens, those the server served from its prefix cache (OpenAI-style "
+        "usage.prompt_tokens_details.cached_tokens); 0 when the server reports none (the embedded llama.cpp model)."))
     seconds: float = 0.0
-    cached: bool = False
+    cached: bool = Field(False, description="Answered from DSPy's response cache (no usage reported, no model run).")
 
     @property
     def tokens(self) -> int:
@@ -171,6 +175,7 @@ class RunResult(BaseModel):
     seconds: float
     model_by_role: dict[str, str] = Field(default_factory=dict)
     memory: MemoryReport | None = Field(None, description="Set when the run used experience (memory + replay).")
+    phi_scored: bool = Field(True, description="The critic scored Φ (False: an actor-only run, every step unscored).")
 
     def memory_report(self) -> dict[str, Any]:
         """What was used and what changed ({} when the run had no experience attached)."""
@@ -194,8 +199,12 @@ class RunResult(BaseModel):
             "critic_flags": dict(Counter(f for s in traj.steps for f in s.score.flags)),
             "progress": traj.steps[-1].progress if traj.steps else None,
             "stop_reason": traj.stop_reason,
+            "phi_scored": self.phi_scored,
             "lm_calls": len(calls),
             "tokens": sum(c.tokens for c in calls),
+            "prompt_tokens": sum(c.prompt_tokens for c in calls),
+            "completion_tokens": sum(c.completion_tokens for c in calls),
+            "cached_tokens": sum(c.cached_tokens for c in calls),
             "lm_seconds": round(lm_seconds, 3),
             "seconds": round(self.seconds, 3),
             "models": self.model_by_role,
@@ -204,14 +213,23 @@ class RunResult(BaseModel):
         }
 
     def lm_calls_by_role(self) -> dict[str, dict[str, float]]:
-        """Calls, tokens and median latency per role."""
-        out: dict[str, dict[str, float]] = {}
-        for role in ROLES:
-            calls = [c for c in self.trajectory.lm_calls if c.role == role]
-            if calls:
-                out[role] = {
-                    "calls": len(calls),
-                    "tokens": sum(c.tokens for c in calls),
-                    "median_seconds": round(statistics.median(c.seconds for c in calls), 4),
-                }
-        return out
+        """Calls, tokens (in all, prompt, of it cached, completion) and median latency per role."""
+        calls = self.trajectory.lm_calls
+        usage = usage_by_role(calls)
+        return {role: {"calls": u["calls"], "tokens": u["prompt_tokens"] + u["completion_tokens"],
+                       "prompt_tokens": u["prompt_tokens"], "completion_tokens": u["completion_tokens"],
+                       "cached_tokens": u["cached_tokens"],
+                       "median_seconds": round(statistics.median(c.seconds for c in calls if c.role == role), 4)}
+                for role, u in usage.items()}
+
+
+def usage_by_role(calls: Iterable[LMCall]) -> dict[str, dict[str, int]]:
+    """Per role that made a call (in `ROLES` order): calls, prompt_tokens, completion_tokens, cached_tokens."""
+    out: dict[str, dict[str, int]] = {}
+    for call in calls:
+        u = out.setdefault(call.role, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
+        u["calls"] += 1
+        u["prompt_tokens"] += call.prompt_tokens
+        u["completion_tokens"] += call.completion_tokens
+        u["cached_tokens"] += call.cached_tokens
+    return {role: out[role] for role in ROLES if role in out}

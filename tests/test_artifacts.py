@@ -229,6 +229,35 @@ def test_eval_runs_an_artifact_on_the_task_set_it_carries(tmp_path, compiled):
     agent, metrics = evaluate_artifact(tmp_path / "maze", "test", lms=lms, tasks=2, progress=False)
     assert agent.version == 1 and metrics.n == 2 and [t.seed for t in metrics.tasks] == list(TS.splits["test"][:2])
     assert metrics.lm_calls == sum(engine.calls.values()) > 0
+    assert engine.calls["critic"] == 0 and not metrics.phi_scored  # actor-only by default
+
+
+def test_eval_json_reports_tokens_per_role_and_critic_scores_phi_only_when_asked(tmp_path, compiled, monkeypatch):
+    import purpose_dspy.lm as lm_module
+
+    save(tmp_path / "maze", compiled)
+    lms, engine = rule_lms()
+    monkeypatch.setattr(lm_module, "build_lm", lambda spec, role="any": lms[role])
+    runner, args = CliRunner(), ["eval", str(tmp_path / "maze"), "--split", "test", "--tasks", "2"]
+
+    actor_only = runner.invoke(main, [*args, "--json"])
+    assert actor_only.exit_code == 0, actor_only.output
+    out = json.loads(actor_only.output.strip().splitlines()[-1])
+    assert out["phi_scored"] is False and engine.calls["critic"] == 0
+    assert set(out["by_role"]) == {"actor"} and out["by_role"]["actor"]["calls"] == out["lm_calls"] > 0
+    actor = out["by_role"]["actor"]
+    assert actor["prompt_tokens"] > 0 and actor["completion_tokens"] == 20 * actor["calls"]  # the rule LM's usage
+    assert actor["cached_tokens"] == 0 and out["prompt_tokens"] + out["completion_tokens"] == out["tokens"]
+    assert all({"prompt_tokens", "completion_tokens", "by_role", "phi_scored"} <= t.keys() for t in out["tasks"])
+    table = runner.invoke(main, args).output.strip().splitlines()[-1]  # (a progress bar's clearing line before it)
+    assert "+0.00" not in table and "]        -    " in table  # Φ gain: not scored, not a zero
+
+    scored = runner.invoke(main, [*args, "--critic", "--json"])
+    assert scored.exit_code == 0, scored.output
+    out = json.loads(scored.output.strip().splitlines()[-1])
+    assert out["phi_scored"] is True and engine.calls["critic"] > 0
+    assert out["by_role"]["critic"]["calls"] > 0 and out["by_role"]["critic"]["completion_tokens"] > 0
+    assert out["lm_calls"] == sum(r["calls"] for r in out["by_role"].values())
 
 
 def _compile_into(root, lms):

@@ -5,9 +5,11 @@ import pytest
 from dspy import lm15
 
 from conftest import judgment, scripted_lms
-from purpose_dspy import Orchestrator, RunConfig, Task, make_env
-from purpose_dspy.errors import LMUnavailableError
+from purpose_dspy import Experience, Orchestrator, RunConfig, Task, make_env
+from purpose_dspy.errors import LMUnavailableError, UsageError
 from purpose_dspy.programs import PurposeAgent
+from purpose_dspy.runtime.trace import LMCallRecorder
+from purpose_dspy.safeguards import PhiStore
 
 TASK = Task(env_id="treasure-maze", seed=3)
 
@@ -62,3 +64,48 @@ def test_a_failing_lm_ends_the_run_with_a_clear_error():
 def test_orchestrator_requires_actor_and_critic_lms():
     with pytest.raises(ValueError, match="critic"):
         Orchestrator(PurposeAgent(), {"actor": object()})
+
+
+def test_an_actor_only_run_never_calls_the_critic_and_says_phi_was_not_scored():
+    move = first_valid()
+    lms = scripted_lms(actor=[{"thought": "t", "action": move}] * 3, critic=[])
+    store = PhiStore()
+    result = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=3, score_phi=False), phi_store=store).run(
+        make_env("treasure-maze"), TASK)
+    roles = [c.role for c in result.trajectory.lm_calls]
+    assert roles and set(roles) == {"actor"}  # counted by role in the trace: no critic call
+    assert all("unscored" in s.score.flags and s.score.delta == 0 and s.reward == 0 for s in result.trajectory.steps)
+    assert len(store) == 0  # nothing written to the Φ store
+    summary = result.summary()
+    assert summary["phi_scored"] is False and set(summary["by_role"]) == {"actor"}
+    assert summary["phi"]["total_reward"] == 0
+
+
+def test_an_actor_only_run_with_experience_is_refused_with_the_reason():
+    experience = Experience(None)
+    try:
+        with pytest.raises(UsageError, match="online learning .* learns from Φ"):
+            Orchestrator(PurposeAgent(), scripted_lms([], []), RunConfig(score_phi=False), experience=experience)
+    finally:
+        experience.close()
+
+
+class _History:
+    model = "m"
+
+    def __init__(self, usage):
+        self.history = [{"usage": usage}]
+
+
+@pytest.mark.parametrize("usage,expected", [
+    ({"prompt_tokens": 30, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 24}}, (30, 5, 24)),
+    ({"prompt_tokens": 30, "completion_tokens": 5, "prompt_tokens_details": None}, (30, 5, 0)),
+    ({"prompt_tokens": 30, "completion_tokens": 5}, (30, 5, 0)),  # what llama-cpp-python reports
+])
+def test_the_trace_records_prefix_cached_prompt_tokens_where_the_server_reports_them(usage, expected):
+    calls = []
+    recorder = LMCallRecorder("critic", calls)
+    recorder.on_lm_start("c1", _History(usage), {})
+    recorder.on_lm_end("c1", None)
+    (call,) = calls
+    assert (call.prompt_tokens, call.completion_tokens, call.cached_tokens) == expected and not call.cached

@@ -59,6 +59,16 @@ def test_actor_demos_come_from_successful_trajectories_with_provenance():
     assert report.before is not None and report.after is not None and report.after.n == len(VAL)
 
 
+def test_valset_evaluations_run_the_actor_only_and_train_rollouts_keep_the_critic():
+    tp, _, _ = compile_once()
+    report = tp.report
+    for valset_run in (report.before, report.after):
+        assert not valset_run.phi_scored and set(valset_run.by_role) == {"actor"}
+    assert report.train.phi_scored and report.train.by_role["critic"]["calls"] > 0
+    assert report.by_role["critic"]["calls"] == report.train.by_role["critic"]["calls"]
+    assert sum(r["calls"] for r in report.by_role.values()) == sum(p["lm_calls"] for p in report.phases.values())
+
+
 def test_each_call_sees_the_nearest_demos_not_a_fixed_list():
     _, program, _ = compile_once()
     env = make_env("treasure-maze")

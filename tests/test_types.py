@@ -28,9 +28,13 @@ def test_summary_has_the_cli_json_keys():
     state = State(observation="x", valid_actions=("a",))
     step = Transition(index=0, before=state, action=Action(text="a"), after=state,
                       score=PurposeScore(phi_before=1, phi_after=3),
-                      lm_calls=[LMCall(role="actor", model="m", prompt_tokens=10, completion_tokens=2, seconds=0.1)])
+                      lm_calls=[LMCall(role="actor", model="m", prompt_tokens=10, completion_tokens=2, cached_tokens=4,
+                                       seconds=0.1)])
     traj = Trajectory(purpose="p", task=Task(env_id="treasure-maze"), steps=[step], success=True)
     summary = RunResult(trajectory=traj, seconds=1.5).summary()
-    assert {"success", "steps", "phi", "lm_calls", "tokens", "seconds"} <= summary.keys()
+    assert {"success", "steps", "phi", "lm_calls", "tokens", "seconds", "phi_scored"} <= summary.keys()
     assert summary["lm_calls"] == 1 and summary["tokens"] == 12 and summary["phi"]["total_reward"] == 2
-    assert summary["by_role"] == {"actor": {"calls": 1, "tokens": 12, "median_seconds": 0.1}}
+    assert (summary["prompt_tokens"], summary["completion_tokens"], summary["cached_tokens"]) == (10, 2, 4)
+    assert summary["phi_scored"] is True
+    assert summary["by_role"] == {"actor": {"calls": 1, "tokens": 12, "prompt_tokens": 10, "completion_tokens": 2,
+                                            "cached_tokens": 4, "median_seconds": 0.1}}

@@ -100,7 +100,7 @@ def save_artifact(
                  if split in {"train", "dev"}} if taskset else {}),
         metrics={"before": report.before, "after": report.after, "train": report.train},
         cost={"lm_calls": report.lm_calls, "tokens": report.tokens, "seconds": report.seconds,
-              "phases": report.phases, "budget_exhausted": report.budget_exhausted},
+              "phases": report.phases, "by_role": report.by_role, "budget_exhausted": report.budget_exhausted},
         demos=report.demos, judge=report.judge,
         memory={"file": "memory.json", "cards": len(report.memory_cards)},
         gate=gate, files=files, content_hash=_content_hash(files),

@@ -15,7 +15,7 @@ from purpose_dspy.cli.plot import learning_curve
 def _metrics_row(label: str, m: Any) -> str:
     lo, hi = m.success_ci
     return (f"{label:<22} {m.successes:>3}/{m.n:<3} {m.success_rate:>5.0%}  [{lo:.0%}, {hi:.0%}]  "
-            f"{m.mean_phi_gain:>+7.2f}  {m.mean_steps:>5.1f}  {m.lm_calls:>6}  {m.tokens:>8}  {m.seconds:>6.0f}")
+            f"{m.phi_gain_text:>7}  {m.mean_steps:>5.1f}  {m.lm_calls:>6}  {m.tokens:>8}  {m.seconds:>6.0f}")
 
 
 _HEADER = f"{'':<22} {'solved':>7} {'rate':>5}  {'95% CI':<12} {'Φ gain':>7}  {'steps':>5}  {'calls':>6}  {'tokens':>8}  {'sec':>6}"
@@ -53,7 +53,8 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
     Rolls the agent out on the train split, keeps step demos from its best successful runs, calibrates
     the critic through the meta-judge, distils memory cards, and evaluates on the dev split against
     the parent (the current promoted version, or the zero-shot agent). The new version is promoted
-    only if it is not worse on the same dev seeds.
+    only if it is not worse on the same dev seeds (successes; the dev runs call the actor only, the
+    train rollouts the critic too). --json reports calls and tokens per role under by_role.
 
     A writing task set (env "writing:constrained") compiles the editor instead: accepted answers
     become draft demos, verifier-labelled critiques and score-raising refinements become the
@@ -81,7 +82,8 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
             "path": str(outcome.path), "version": m.version, "promoted": m.gate.promoted, "reason": m.gate.reason,
             "before": _brief(r.before), "after": _brief(r.after), "train": _brief(r.train),
             "demos": {name: c.demos for name, c in m.components.items()}, "judge": r.judge,
-            "memory_cards": len(r.memory_cards), "lm_calls": r.lm_calls, "tokens": r.tokens, "seconds": r.seconds,
+            "memory_cards": len(r.memory_cards), "lm_calls": r.lm_calls, "tokens": r.tokens, "by_role": r.by_role,
+            "seconds": r.seconds,
         }))
         return
     click.echo(_HEADER)
@@ -102,25 +104,31 @@ def _brief(m: Any) -> dict[str, Any] | None:
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
 @click.option("--tasks", "n_tasks", default=None, type=click.IntRange(1), help="Only the first N tasks of the split.")
 @click.option("--num-threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--critic", is_flag=True,
+              help="Also score Φ with the critic; off by default: success is the environment's.")
 @lm_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: int, model: str | None,
+def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: int, critic: bool, model: str | None,
                  api_base: str | None, critic_lm: str | None, config_file: str | None, as_json: bool) -> None:
     """Evaluate a compiled artifact on a split of the task set it was compiled on.
 
-    ARTIFACT is compiled/<name> (its promoted version) or compiled/<name>@v<N>. Prints the success
-    rate with its 95% interval, mean Φ gain, LM calls, tokens and seconds. The LMs are the ones the
-    artifact was compiled with, unless --lm/--critic-lm/--config say otherwise.
+    ARTIFACT is compiled/<name> (its promoted version) or compiled/<name>@v<N>. Runs the actor only
+    (success is the environment's verdict) unless --critic. Prints the success rate with its 95%
+    interval, mean Φ gain ("-" when Φ was not scored), LM calls, tokens and seconds; --json adds
+    prompt_tokens, completion_tokens, cached_tokens, by_role (calls and tokens per role) and
+    phi_scored. The LMs are the ones the artifact was compiled with, unless --lm/--critic-lm/--config
+    say otherwise.
 
     \b
-    Example:
+    Examples:
       purpose-dspy eval compiled/treasure-maze --split test --json
+      purpose-dspy eval compiled/treasure-maze --split test --critic
     """
     from purpose_dspy.jobs import evaluate_artifact
 
     config = lm_config(model, api_base, critic_lm, config_file) if (model or critic_lm or config_file or api_base) else None
     agent, metrics = evaluate_artifact(artifact, split, lm_config=config, tasks=n_tasks,  # type: ignore[arg-type]
-                                       num_threads=num_threads)
+                                       num_threads=num_threads, critic=critic)
     if as_json:
         click.echo(json.dumps({"artifact": str(agent.path), "version": agent.version, **metrics.model_dump(mode="json")}))
         return
@@ -147,7 +155,8 @@ def demo(out: str, taskset: str | None, n_train: int, n_dev: int, n_test: int, m
 
     Evaluates the zero-shot agent on the test seeds, compiles on the train seeds (gated on dev),
     evaluates the compiled agent on the same test seeds, prints the table and writes a learning-curve
-    PNG. About 10-15 minutes on 2 cores with the defaults.
+    PNG. The test and dev evaluations run the actor only (success is the environment's; Φ gain shows
+    "-"); the train rollouts also call the critic. About 10-15 minutes on 2 cores with the defaults.
     """
     from purpose_dspy.jobs import run_demo
 

@@ -5,6 +5,10 @@ DSPy keeps the response cache, retries, history and usage; this engine only turn
 so a small model cannot produce unparsable JSON or an action outside a `Literal`. Two policies are
 added to every schema because small models ramble: strings are capped at `max_string_chars`,
 and numbers keep their declared ranges where the grammar allows.
+
+Usage: llama-cpp-python (0.3.x) reports `prompt_tokens`, `completion_tokens` and `total_tokens` only. It
+does reuse its KV cache for the prompt prefix a call shares with the one before, but reports no count of
+the reused tokens (no `prompt_tokens_details`), so `LMCall.cached_tokens` is 0 for the embedded model.
 """
 
 from __future__ import annotations

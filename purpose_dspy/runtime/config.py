@@ -23,4 +23,11 @@ class RunConfig(BaseModel):
         "successful path goes on from the state.",
     )
     seed: int = Field(0, description="Seeds exploration, together with the task id: same seed, same choices.")
+    score_phi: bool = Field(
+        True,
+        description="Ask the critic for Φ at every step. False (evaluations, which judge by the environment's "
+        "success): the critic is not called and the Φ store not written; every step gets an unscored, zero-delta "
+        "score (`PurposeScore.unscored`, flag 'unscored'), so reward stays 0 and the run reports phi_scored false. "
+        "Online learning (an Orchestrator with experience) needs Φ and refuses False.",
+    )
     safeguards: SafeguardConfig = Field(default_factory=SafeguardConfig, description="The critic's Python safeguards.")

@@ -13,7 +13,7 @@ from typing import Any
 import dspy
 from pydantic import BaseModel, Field
 
-from purpose_dspy.metrics import TaskScore
+from purpose_dspy.metrics import TaskScore, cost_of
 from purpose_dspy.programs.editor import Editor
 from purpose_dspy.runtime.trace import traced_copy
 from purpose_dspy.types import LMCall
@@ -59,11 +59,11 @@ class EditResult(BaseModel):
             task_id=self.task_id, seed=self.seed, success=self.passed,
             phi_gain=round(self.rounds[self.best].composite - self.rounds[0].composite, 4),
             progress=sum(self.rounds[self.best].constraints_met) / max(1, len(self.rounds[self.best].constraints_met)),
-            steps=len(self.rounds), lm_calls=len(calls), tokens=sum(c.tokens for c in calls), seconds=round(self.seconds, 3),
+            steps=len(self.rounds), **cost_of(calls), seconds=round(self.seconds, 3),
         )
 
     def summary(self) -> dict[str, Any]:
-        """The `--json` form: the output, the gate, each round in brief, the cost."""
+        """The `--json` form: the output, the gate, each round in brief, the cost (in all and `by_role`)."""
         return {
             "task_id": self.task_id, "output": self.output, "passed": self.passed, "target": self.target,
             "composite": self.rounds[self.best].composite, "first_draft_passes": self.first_draft_passes,
@@ -75,7 +75,7 @@ class EditResult(BaseModel):
                 "llm_overall": r.llm_overall, "claim_accuracy": r.claim_accuracy, "critique_error": r.critique_error,
                 "write_error": r.write_error, "features": r.features,
             } for r in self.rounds],
-            "lm_calls": len(self.lm_calls), "tokens": sum(c.tokens for c in self.lm_calls), "seconds": round(self.seconds, 2),
+            **cost_of(self.lm_calls), "seconds": round(self.seconds, 2),
         }
 
 

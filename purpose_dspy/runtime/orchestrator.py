@@ -4,7 +4,8 @@
 and `result` closes it; `run` is the three in a row and `run_iter` the first two. A step is named
 methods: act, then the environment's step, then critique. The run ends with a typed `RunStopped`
 (done, step limit, LM budget) whose reason lands on the trajectory. Reward is given only when Φ
-rises (`PurposeScore.reward`).
+rises (`PurposeScore.reward`). With `RunConfig(score_phi=False)` the loop is actor -> environment only:
+every step is unscored (an evaluation judges by the environment's success, not by Φ).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from purpose_dspy.errors import (
     LMUnavailableError,
     RunStopped,
     StepLimitReached,
+    UsageError,
 )
 from purpose_dspy.experience import Advice, Experience
 from purpose_dspy.programs.agent import PurposeAgent
@@ -85,6 +87,10 @@ class Orchestrator:
         # Φ of canonical states; pass a directory-backed store to share it across runs and processes.
         self.phi_store = phi_store if phi_store is not None else PhiStore()
         # Memory + replay: advice before each actor call, learning after each run. None: a fresh agent every run.
+        if experience is not None and not self.config.score_phi:
+            raise UsageError("RunConfig(score_phi=False) cannot run with experience: online learning (memory cards, "
+                             "replay Q-values) learns from Φ, so the critic must score every step; drop the experience "
+                             "or keep score_phi=True")
         self.experience = experience
 
     # -- the loop ---------------------------------------------------------------------------
@@ -146,6 +152,7 @@ class Orchestrator:
             seconds=time.perf_counter() - run.started,
             model_by_role={role: lm.model for role, lm in self.lms.items()},
             memory=memory,
+            phi_scored=self.config.score_phi,
         )
 
     def _check_limits(self, run: RunState) -> None:
@@ -209,7 +216,11 @@ class Orchestrator:
         return advice
 
     def critique(self, run: RunState, before: State, action: str, after: State) -> PurposeScore:
-        """The critic's judgment through the safeguards (the LM is asked only if the Φ store cannot answer)."""
+        """The critic's judgment through the safeguards (the LM is asked only if the Φ store cannot answer).
+
+        With `score_phi` off: no critic call, no Φ store write, an unscored step (Φ carried over, delta 0)."""
+        if not self.config.score_phi:
+            return PurposeScore.unscored(run.phi, "not scored: actor-only run (RunConfig.score_phi is False)")
 
         def judge() -> PurposeScore:
             with self._role(run, "critic"):

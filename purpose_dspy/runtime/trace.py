@@ -1,8 +1,9 @@
-"""Records every LM call of a run: role, model, tokens, latency, cache hit.
+"""Records every LM call of a run: role, model, tokens (prompt, of them prefix-cached, completion), latency, cache hit.
 
 Each run gets private copies of its role LMs (`lm.copy()` shares the loaded model but has its own
 history), with a recorder attached as a DSPy callback. Because a run is one thread, the LM's last
-history entry at `on_lm_end` is the call that just finished, and its usage is that call's.
+history entry at `on_lm_end` is the call that just finished, and its usage is that call's. Prefix-cached
+prompt tokens are read where an OpenAI-style server reports them (`prompt_tokens_details.cached_tokens`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ class LMCallRecorder(BaseCallback):
         started, lm = self._started.pop(call_id, (time.perf_counter(), None))
         entry = lm.history[-1] if lm is not None and lm.history and exception is None else {}
         usage = entry.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
         self.sink.append(
             LMCall(
                 role=self.role,
                 model=getattr(lm, "model", "?"),
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
+                cached_tokens=int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0),
                 seconds=round(time.perf_counter() - started, 4),
                 cached=exception is None and not usage,
             )

@@ -2,7 +2,7 @@
 
 `compile(student, *, trainset, valset=None)` follows DSPy's contract and never mutates `student`:
 
-1. **before**   the student on the valset (the paired baseline the promotion gate compares against);
+1. **before**   the student on the valset, actor-only (the paired baseline the gate compares successes of);
 2. **rollouts** the student on the trainset, with exploration, so it finds its own first successes;
 3. **actor**    step demos from the best successful trajectories (success, then Φ gain, then fewer
                 steps), loops erased, each with its provenance; the compiled actor keeps them as a
@@ -12,7 +12,7 @@
                 self-taught evaluator plants wrong judgments first: if the meta-judge cannot tell them
                 from right ones, only its Python checks are trusted;
 5. **memory**   the distiller turns winning trajectories into memory cards (through MemoryCI);
-6. **after**    the compiled program on the valset.
+6. **after**    the compiled program on the valset, actor-only (the gate judges by success, not Φ).
 
 Every phase logs one line and stays inside one LM-call budget (`max_lm_calls`, the final evaluation's
 share set aside up front). With `run_dir`, each finished rollout and judgment is checkpointed, so an
@@ -179,11 +179,12 @@ class PurposeTeleprompter(BudgetedTeleprompter):
 
     # -- phases --------------------------------------------------------------------------------
     def _rollouts(self, phase: str, agent: PurposeAgent, examples: list[dspy.Example], budget: LMBudget,
-                  ckpt: Checkpoint, phi_store: PhiStore, *, explore: float = 0.0) -> list[RunResult]:
+                  ckpt: Checkpoint, phi_store: PhiStore, *, explore: float = 0.0, score_phi: bool = True) -> list[RunResult]:
         tasks = [self._task(e) for e in examples]
         max_steps = int(examples[0].get("max_steps", 20))
         purpose = str(examples[0].get("purpose", "{env_purpose}"))
-        config = self.config.run.model_copy(update={"max_steps": max_steps, "explore": explore, "seed": self.config.seed})
+        config = self.config.run.model_copy(update={"max_steps": max_steps, "explore": explore, "seed": self.config.seed,
+                                                    "score_phi": score_phi and self.config.run.score_phi})
         results = run_tasks(
             agent, tasks, lms=self.lms, config=config, purpose=purpose,
             num_threads=self.config.num_threads, budget=budget, phi_store=phi_store,
@@ -198,7 +199,8 @@ class PurposeTeleprompter(BudgetedTeleprompter):
 
     def _evaluate(self, phase: str, agent: PurposeAgent, valset: list[dspy.Example], budget: LMBudget,
                   ckpt: Checkpoint, phi_store: PhiStore) -> SplitMetrics:
-        results = self._rollouts(phase, agent, valset, budget, ckpt, phi_store)
+        """Success on the valset, actor-only: the critic's Φ is not needed to judge by the environment."""
+        results = self._rollouts(phase, agent, valset, budget, ckpt, phi_store, score_phi=False)
         return SplitMetrics.of(str(self._task(valset[0]).split), [TaskScore.of(r) for r in results])
 
     def _actor_demos(self, trajectories: list[Trajectory]) -> tuple[list[dspy.Example], list[DemoSource]]:

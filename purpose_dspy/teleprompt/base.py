@@ -20,10 +20,10 @@ from dspy.teleprompt import Teleprompter
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpose_dspy.errors import UsageError
-from purpose_dspy.metrics import SplitMetrics
+from purpose_dspy.metrics import SplitMetrics, summed_by_role
 from purpose_dspy.runtime.budget import LMBudget
 from purpose_dspy.teleprompt.checkpoint import Checkpoint
-from purpose_dspy.types import LMCall
+from purpose_dspy.types import LMCall, usage_by_role
 
 T = TypeVar("T", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class CompileReport(BaseModel):
     tokens: int = 0
     seconds: float = 0.0
     phases: dict[str, dict[str, float]] = Field(default_factory=dict)
+    by_role: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Over all phases, per role: calls, prompt_tokens, completion_tokens, cached_tokens.")
     budget_exhausted: bool = Field(False, description="Some rollout, judgment or distillation was skipped for lack of LM calls.")
     resumed_units: int = Field(0, description="Units of work (rollouts, judgments) reused from an interrupted run.")
     run_dir: str | None = Field(None, description="Where this compile's checkpoint lives (None: nowhere).")
@@ -112,7 +114,9 @@ class BudgetedTeleprompter(Teleprompter):
         self.report.finish(budget, started)
 
     def _record_phase(self, phase: str, calls: list[LMCall], seconds: float | None = None) -> None:
-        """Add a phase's LM calls, tokens and seconds (default: the calls' own latency) to the report."""
+        """Add a phase's LM calls, tokens and seconds (default: the calls' own latency) to the report, and its
+        calls' tokens per role to `by_role`."""
+        self.report.by_role = summed_by_role([self.report.by_role, usage_by_role(calls)])
         entry = self.report.phases.setdefault(phase, {"lm_calls": 0, "tokens": 0, "seconds": 0.0})
         entry["lm_calls"] += len(calls)
         entry["tokens"] += sum(c.tokens for c in calls)
