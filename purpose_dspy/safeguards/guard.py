@@ -83,8 +83,9 @@ class CriticGuard:
                 flags=("cached",),  # no LM call: both numbers come from the store
             )
         raw = judge()
-        if "unscored" in raw.flags:
-            return raw
+        if "unscored" in raw.flags:  # no Φ to gate; still say when a state addressed the judge
+            hit = self.config.on("injection") and (find_injection(before.observation) or find_injection(after.observation))
+            return raw.model_copy(update={"flags": (*raw.flags, "injection")}) if hit else raw
         flags: list[str] = []
         phi_b = self._phi_before(raw, known, phi_prev, flags)  # 1. cache, 2. normalise
         phi_a = self._phi_after(raw, known, phi_b, before, after, history, flags)  # 1. cache, 3-6. the gates
