@@ -65,5 +65,3 @@ for command in (run.run, critic_check.critic_check, memory.memory, compile.compi
                 compile.demo, artifacts.artifacts_group, edit.edit_command, archive.archive_group):
     main.add_command(command)
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
