@@ -37,9 +37,10 @@ from tqdm import tqdm  # noqa: E402
 
 from purpose_dspy import Task, make_env  # noqa: E402
 from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
+from purpose_dspy.lm.compact_adapter import CompactJSONAdapter  # noqa: E402
 from purpose_dspy.programs import PurposeCritic  # noqa: E402
-from purpose_dspy.safeguards import SAFEGUARDS, CriticGuard, PhiStore, SafeguardConfig  # noqa: E402
 from purpose_dspy.runtime.trace import traced_copy  # noqa: E402
+from purpose_dspy.safeguards import SAFEGUARDS, CriticGuard, PhiStore, SafeguardConfig  # noqa: E402
 from purpose_dspy.types import LMCall, PurposeScore, State  # noqa: E402
 
 
@@ -88,7 +89,7 @@ def paths_for(env, task: Task, rng: random.Random, insertions: int, random_steps
     return {"gold": gold, "perturbed": perturbed, "random": wander}
 
 
-def replay(env, task, name, actions, critic, lm, guards, tally, bar) -> None:
+def replay(env, task, name, actions, critic, lm, guards, tally, bar, adapter) -> None:
     state = env.reset(task)
     purpose = env.purpose
     context = {label: {"phi": None, "history": []} for label in guards}
@@ -101,7 +102,7 @@ def replay(env, task, name, actions, critic, lm, guards, tally, bar) -> None:
 
         def judge(before: State = state, after: State = after, action: str = action) -> PurposeScore:
             if not answer:  # one LM judgment per transition, shared by both guards
-                with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+                with dspy.context(lm=lm, adapter=adapter):
                     answer.append(critic(purpose=purpose, before=before, action=action, after=after).score)
             return answer[0]
 
@@ -170,14 +171,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--api-base", default=None)
     parser.add_argument("--cache", action="store_true", help="use DSPy's LM response cache (off by default)")
     parser.add_argument("--ablate", action="append", default=[], choices=SAFEGUARDS, help="switch a safeguard off")
+    parser.add_argument("--adapter", default="compact", choices=["compact", "dspy"],
+                        help="prompt format: CompactJSONAdapter (the default) or DSPy's JSONAdapter")
+    parser.add_argument("--reasoning", action="store_true", help="the critic writes a reasoning sentence before its scores")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    adapter = CompactJSONAdapter() if args.adapter == "compact" else dspy.JSONAdapter()
 
     config = load_lm_config(model=args.lm, api_base=args.api_base, cache=args.cache)
     base_lm = build_role_lms(config, roles=("critic",))["critic"]
     tally = Tally()
     lm = traced_copy(base_lm, "critic", tally.calls)
-    critic = PurposeCritic()
+    critic = PurposeCritic(reasoning=args.reasoning)
     store = PhiStore()  # in memory: one store for the whole benchmark run, fresh each time
     guards = {
         "guarded": CriticGuard(SafeguardConfig().without(*args.ablate), store, namespace=critic.fingerprint(lm.model)),
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         with tqdm(total=total, desc="transitions", unit="step", file=sys.stderr, disable=None) as bar:
             for task, paths in plans:
                 for name, actions in paths.items():
-                    replay(env, task, name, actions, critic, lm, guards, tally, bar)
+                    replay(env, task, name, actions, critic, lm, guards, tally, bar, adapter)
     finally:
         env.close()
 
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     lookups = store.hits + store.misses
     report = {
         "env": args.env, "episodes": args.episodes, "split": args.split, "critic_lm": lm.model,
-        "ablated": sorted(args.ablate), "transitions": len(judged),
+        "adapter": args.adapter, "reasoning": args.reasoning, "ablated": sorted(args.ablate), "transitions": len(judged),
         "paths": dict(Counter(j.path for j in judged)),
         "progress_steps": sum(j.progress_after > j.progress_before for j in judged),
         "guarded": accuracy(judged, "guarded"),

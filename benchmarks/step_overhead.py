@@ -4,13 +4,19 @@ Runs treasure-maze episodes on the embedded model (cache off) and splits each st
 into LM time (inside `dspy.LM` calls, as traced) and everything else (orchestrator, adapters'
 formatting and parsing, environment, critic bookkeeping). Two baselines run in the same process:
 
-- raw llama.cpp: the exact prompts of the run replayed in call order straight into
-  `Llama.create_chat_completion`, with one context per role as purpose-dspy uses (so `dspy.LM` time /
-  raw time is the cost of DSPy's LM layer) and with one context shared by both roles (what a
-  per-role context saves through llama.cpp's prompt-prefix reuse);
+- raw llama.cpp: the exact requests of the run (messages, grammar, max tokens, as recorded at the
+  `Llama.create_chat_completion` call) replayed in call order into fresh contexts, one per role as
+  purpose-dspy keeps them (our step time / raw time is everything we add) and one shared by both
+  roles (what a per-role context saves through llama.cpp's prompt-prefix reuse);
+- the model's own prompt and generation throughput on this machine (tokens/s);
 - scripted LM: the same loop with DSPy's DummyLM, so its step time is the framework alone.
 
+Steps are timed twice: with the critic (every step judged, as in training) and actor-only (how
+`eval` and the demo's test phase run).
+
     python benchmarks/step_overhead.py [--episodes 2] [--max-steps 5] [--json]
+
+Run it with nothing else on the cores: llama.cpp threads spin while they wait for each other.
 """
 
 from __future__ import annotations
@@ -31,50 +37,76 @@ from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
 from purpose_dspy.programs import PurposeAgent  # noqa: E402
 
 
-def run_episodes(lms: dict, episodes: int, max_steps: int) -> tuple[list, list[dict]]:
-    """The steps of `episodes` runs and the LM history entries (prompts) they produced."""
-    steps, history = [], []
-    orchestrator = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=max_steps))
+def run_episodes(lms: dict, episodes: int, max_steps: int, *, critic: bool = True) -> list:
+    """The steps of `episodes` treasure-maze runs (seeds 0..N-1); `critic=False`: the actor alone."""
+    steps = []
+    orchestrator = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=max_steps, score_phi=critic))
     env = make_env("treasure-maze")
     for seed in range(episodes):
         run = orchestrator.start(env, Task(env_id="treasure-maze", seed=seed))
         steps += list(orchestrator.steps(run, env))
-        history += [{**entry, "role": role} for role, lm in run.lms.items() for entry in lm.history]
-    # Replay in call order: llama.cpp reuses the KV cache of a shared prompt prefix, so order matters.
-    return steps, sorted(history, key=lambda entry: entry["timestamp"])
+    return steps
 
 
-def replay_raw(lm: dspy.LM, history: list[dict], per_role: bool) -> float:
-    """Seconds llama.cpp alone needs for the recorded prompts in call order, same decoding settings.
+def record_requests(lms: dict) -> list[tuple[str, dict]]:
+    """Wrap each role's loaded llama.cpp model so every request it gets is kept, exactly as sent
+    (messages, grammar schema, max tokens, temperature), in call order."""
+    log: list[tuple[str, dict]] = []
+    for role, lm in lms.items():
+        llama = lm.engine._model()  # load outside the timed region
+        original = llama.create_chat_completion
 
-    per_role=True gives each role its own llama.cpp context, as purpose-dspy does; False shares one.
-    """
+        def recording(*args, _role=role, _call=original, **kwargs):
+            log.append((_role, kwargs))
+            return _call(*args, **kwargs)
+
+        llama.create_chat_completion = recording
+    return log
+
+
+def replay_raw(model_path: str, n_ctx: int, n_threads: int, requests: list[tuple[str, dict]], per_role: bool) -> float:
+    """Seconds llama.cpp alone needs for the recorded requests in call order (it reuses the KV cache of a
+    shared prompt prefix, so order matters). per_role=True: one context per role, as purpose-dspy keeps."""
     from llama_cpp import Llama
-
-    from purpose_dspy.lm.llama_cpp_engine import _cap_strings
 
     contexts: dict[str, Llama] = {}
     total = 0.0
-    for entry in history:
-        key = entry["role"] if per_role else "shared"
+    for role, kwargs in requests:
+        key = role if per_role else "shared"
         if key not in contexts:
-            contexts[key] = Llama(model_path=str(lm.engine.model_path), n_ctx=lm.engine.n_ctx,
-                                  n_threads=lm.engine.n_threads, verbose=False)
-        fmt = entry["kwargs"].get("response_format")
-        kwargs = {"temperature": 0.0, "max_tokens": lm.kwargs.get("max_tokens", 384)}
-        if fmt is not None and hasattr(fmt, "model_json_schema"):
-            kwargs["response_format"] = {"type": "json_object",
-                                         "schema": _cap_strings(fmt.model_json_schema(), lm.engine.max_string_chars)}
+            contexts[key] = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
         started = time.perf_counter()
-        contexts[key].create_chat_completion(messages=entry["messages"], **kwargs)
+        contexts[key].create_chat_completion(**kwargs)
         total += time.perf_counter() - started
     return total
 
 
+def throughput(model_path: str, n_ctx: int, n_threads: int, prompt_tokens: int = 512, generated: int = 64) -> dict:
+    """The model's own speed on this machine: prompt tokens/s (a fresh prompt, 1 token out) and generated tokens/s."""
+    from llama_cpp import Llama
+
+    llama = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+    tokens = llama.tokenize(b"The quick brown fox jumps over the lazy dog. " * 60)[:prompt_tokens]
+    prompt = llama.detokenize(tokens).decode(errors="ignore")
+    seconds, produced = {}, {}
+    for n in (1, generated + 1):
+        llama.reset()  # no prefix reuse: the whole prompt is evaluated each time
+        started = time.perf_counter()
+        out = llama.create_completion(prompt, max_tokens=n, temperature=0.0)
+        seconds[n], produced[n] = time.perf_counter() - started, out["usage"]["completion_tokens"]
+    extra = produced[generated + 1] - produced[1]
+    return {"prompt_tokens_per_second": round(len(tokens) / seconds[1], 1),
+            "generated_tokens_per_second": round(extra / (seconds[generated + 1] - seconds[1]), 1) if extra else None}
+
+
 def scripted_lms(n: int) -> dict:
-    actor = [{"thought": "t", "action": a} for a in ["north", "south", "east", "west"] * n]
-    critic = [{"evidence": "You are at row", "reasoning": "r", "phi_before": 1, "phi_after": 2, "confidence": 1}] * n
+    actor = [{"action": a} for a in ["north", "south", "east", "west"] * n]
+    critic = [{"evidence": "You are at row", "phi_before": 1, "phi_after": 2, "confidence": 1}] * n
     return {"actor": DummyLM(actor, adapter=dspy.JSONAdapter()), "critic": DummyLM(critic, adapter=dspy.JSONAdapter())}
+
+
+def median_ms(values: list[float]) -> float:
+    return round(statistics.median(values) * 1000, 1) if values else 0.0
 
 
 def main() -> None:
@@ -86,48 +118,57 @@ def main() -> None:
     args = parser.parse_args()
 
     lms = build_role_lms(load_lm_config(model=args.lm, cache=False))
-    for lm in lms.values():
-        lm.engine._model()  # load outside the timed region
-    steps, history = run_episodes(lms, args.episodes, args.max_steps)
-    step_s = [s.seconds for s in steps]
-    lm_s = [sum(c.seconds for c in s.lm_calls) for s in steps]
-    own_s = [a - b for a, b in zip(step_s, lm_s)]
+    requests = record_requests(lms)
+    steps = run_episodes(lms, args.episodes, args.max_steps)
+    full_requests = len(requests)
+    actor_steps = run_episodes(lms, args.episodes, args.max_steps, critic=False)
+    engine = lms["actor"].engine
+    where = (str(engine.model_path), engine.n_ctx, engine.n_threads)
+    raw = replay_raw(*where, requests[:full_requests], per_role=True)
+    raw_actor = replay_raw(*where, requests[full_requests:], per_role=True)
+    raw_shared = replay_raw(*where, requests[:full_requests], per_role=False)
+    speed = throughput(*where)
+    scripted = run_episodes(scripted_lms(args.episodes * args.max_steps * 2), args.episodes, args.max_steps)
+    report = build_report(lms["actor"].model, steps, actor_steps, raw, raw_actor, raw_shared, speed, scripted)
+    print(json.dumps(report) if args.json else render(report))
+
+
+def build_report(model, steps, actor_steps, raw, raw_actor, raw_shared, speed, scripted) -> dict:
     calls = [c for s in steps for c in s.lm_calls]
-
+    step_total = sum(s.seconds for s in steps)
     lm_total = sum(c.seconds for c in calls)
-    raw_total = replay_raw(lms["actor"], history, per_role=True)
-    raw_shared = replay_raw(lms["actor"], history, per_role=False)
-
-    scripted_steps, _ = run_episodes(scripted_lms(args.episodes * args.max_steps * 2), args.episodes, args.max_steps)
-    scripted_step_s = statistics.mean(s.seconds for s in scripted_steps)
-
-    report = {
-        "model": lms["actor"].model,
-        "steps": len(steps),
-        "lm_calls": len(calls),
-        "step_seconds_mean": round(statistics.mean(step_s), 4),
-        "lm_seconds_per_step": round(statistics.mean(lm_s), 4),
-        "framework_seconds_per_step": round(statistics.mean(own_s), 4),
-        "framework_share": round(sum(own_s) / sum(step_s), 4),
-        "raw_llama_seconds_per_step": round(raw_total / len(steps), 4),
-        "dspy_lm_over_raw_llama": round(lm_total / raw_total, 3) if raw_total else None,
-        "raw_llama_one_shared_context_seconds_per_step": round(raw_shared / len(steps), 4),
-        "per_role_context_speedup": round(raw_shared / raw_total, 3) if raw_total else None,
-        "scripted_lm_step_seconds": round(scripted_step_s, 5),
+    return {
+        "model": model, "steps": len(steps), "lm_calls": len(calls), "actor_only_steps": len(actor_steps),
+        "median_step_ms": median_ms([s.seconds for s in steps]),
+        "median_actor_only_step_ms": median_ms([s.seconds for s in actor_steps]),
+        "tokens_per_step": round(sum(c.tokens for c in calls) / max(1, len(steps)), 1),
+        "prompt_tokens_per_call": {role: round(statistics.fmean(c.prompt_tokens for c in calls if c.role == role), 1)
+                                   for role in sorted({c.role for c in calls})},
+        "framework_share": round((step_total - lm_total) / step_total, 4) if step_total else None,
+        "ours_over_raw_llama": round(step_total / raw, 3) if raw else None,
+        "dspy_lm_over_raw_llama": round(lm_total / raw, 3) if raw else None,
+        "actor_only_ours_over_raw_llama": round(sum(s.seconds for s in actor_steps) / raw_actor, 3) if raw_actor else None,
+        "raw_llama_ms_per_step": round(raw / max(1, len(steps)) * 1000, 1),
+        "per_role_context_speedup": round(raw_shared / raw, 3) if raw else None,
+        **speed,
+        "scripted_lm_step_ms": round(statistics.fmean(s.seconds for s in scripted) * 1000, 2),
     }
-    if args.json:
-        print(json.dumps(report))
-        return
-    print(f"model {report['model']}: {report['steps']} steps, {report['lm_calls']} LM calls")
-    print(f"  step wall time           {report['step_seconds_mean'] * 1000:9.1f} ms")
-    print(f"  inside dspy.LM calls     {report['lm_seconds_per_step'] * 1000:9.1f} ms")
-    print(f"  framework (the rest)     {report['framework_seconds_per_step'] * 1000:9.1f} ms "
-          f"({report['framework_share']:.1%} of the step)")
-    print(f"  raw llama.cpp, same prompts {report['raw_llama_seconds_per_step'] * 1000:6.1f} ms "
-          f"(dspy.LM / raw = {report['dspy_lm_over_raw_llama']}x)")
-    print(f"  raw llama.cpp, one context shared by both roles {report['raw_llama_one_shared_context_seconds_per_step'] * 1000:.1f} ms"
-          f" (per-role contexts are {report['per_role_context_speedup']}x faster)")
-    print(f"  whole step on a scripted LM {report['scripted_lm_step_seconds'] * 1000:6.2f} ms (framework alone)")
+
+
+def render(r: dict) -> str:
+    return "\n".join([
+        f"model {r['model']}: {r['steps']} steps with the critic ({r['lm_calls']} LM calls), {r['actor_only_steps']} actor-only",
+        f"  median step, actor + critic   {r['median_step_ms']:8.1f} ms   ({r['tokens_per_step']} tokens per step)",
+        f"  median step, actor only       {r['median_actor_only_step_ms']:8.1f} ms",
+        f"  prompt tokens per call        {r['prompt_tokens_per_call']}",
+        f"  ours / raw llama.cpp, same requests: {r['ours_over_raw_llama']}x (the LM calls alone: "
+        f"{r['dspy_lm_over_raw_llama']}x; actor only: {r['actor_only_ours_over_raw_llama']}x)",
+        f"  framework share of a step     {r['framework_share']:.1%}",
+        f"  one llama.cpp context per role is {r['per_role_context_speedup']}x faster than one shared",
+        f"  the model on this machine: {r['prompt_tokens_per_second']} prompt tokens/s, "
+        f"{r['generated_tokens_per_second']} generated tokens/s",
+        f"  whole step on a scripted LM   {r['scripted_lm_step_ms']:8.2f} ms (the framework alone)",
+    ])
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ import logging
 import dspy
 
 from purpose_dspy.errors import describe_bad_answer
-from purpose_dspy.programs.demo_selection import nearest_demos, situation
+from purpose_dspy.programs.demo_selection import focused, nearest_demos, situation
 from purpose_dspy.programs.retry import Rejected, predict_with_retries
-from purpose_dspy.signatures.act import Act, constrain_action
+from purpose_dspy.signatures.act import Act, ActDirect, constrain_action
 from purpose_dspy.types import State
 
 logger = logging.getLogger(__name__)
@@ -37,15 +37,24 @@ class Actor(dspy.Module):
     `action=None` and the reason in `error`, and the orchestrator records a failed step.
     """
 
+    # What an artifact records to rebuild this module with the same signature (see artifacts/store.py).
+    SETTINGS = ("reasoning", "demos_per_call", "demo_chars")
+
     # What a demo is compared on when choosing the ones a call sees (see demo_selection.py).
     SITUATION = ("observation", "valid_actions")
 
-    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7, demos_per_call: int = 3) -> None:
+    def __init__(
+        self, max_attempts: int = 2, retry_temperature: float = 0.7, demos_per_call: int = 3, reasoning: bool = False,
+        demo_chars: int = 160,
+    ) -> None:
         super().__init__()
-        self.act = dspy.Predict(Act)
+        # reasoning=True: a `thought` before the action (the ChainOfThought way); False: the action alone.
+        self.reasoning = reasoning
+        self.act = dspy.Predict(Act if reasoning else ActDirect)
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
         self.demos_per_call = demos_per_call
+        self.demo_chars = demo_chars  # a pool demo's observation is shown `focused` on its action, this long at most
 
     @staticmethod
     def demo(
@@ -62,7 +71,10 @@ class Actor(dspy.Module):
         """This call's demos: the caller's own (e.g. a remembered step of this very task) first, then
         the compiled pool's nearest to the state, `demos_per_call` of them."""
         query = situation({"observation": state.observation, "valid_actions": state.valid_actions}, self.SITUATION)
-        return list(demos or []) + nearest_demos(self.act.demos, query, self.SITUATION, self.demos_per_call)
+        chosen = nearest_demos(self.act.demos, query, self.SITUATION, self.demos_per_call)
+        return list(demos or []) + [
+            demo.copy(observation=focused(str(demo.observation), str(demo.action), self.demo_chars)) for demo in chosen
+        ]
 
     def forward(
         self, purpose: str, state: State, history: str = "", experience: str = "", demos: list | None = None
@@ -75,7 +87,7 @@ class Actor(dspy.Module):
             action = match_action(str(pred.action), state.valid_actions)
             if action is None:
                 raise Rejected(f"invalid action {str(pred.action)[:80]!r}")
-            return action, str(pred.thought)
+            return action, str(pred.get("thought", ""))
 
         chosen, error, attempts = predict_with_retries(
             self.act, attempts=self.max_attempts, retry_temperature=self.retry_temperature, validate=valid,

@@ -10,7 +10,7 @@ import dspy
 
 from purpose_dspy.programs.demo_selection import nearest_demos, situation
 from purpose_dspy.programs.retry import predict_with_retries
-from purpose_dspy.signatures.score_transition import ScoreTransition
+from purpose_dspy.signatures.score_transition import ScoreTransition, ScoreTransitionDirect
 from purpose_dspy.types import PurposeScore, State
 
 logger = logging.getLogger(__name__)
@@ -26,9 +26,15 @@ class PurposeCritic(dspy.Module):
 
     SITUATION = ("state_before", "action", "state_after")
 
-    def __init__(self, max_attempts: int = 2, retry_temperature: float = 0.7, demos_per_call: int = 2) -> None:
+    SETTINGS = ("reasoning", "demos_per_call")
+
+    def __init__(
+        self, max_attempts: int = 2, retry_temperature: float = 0.7, demos_per_call: int = 2, reasoning: bool = False
+    ) -> None:
         super().__init__()
-        self.judge = dspy.Predict(ScoreTransition)
+        # reasoning=True: a sentence of reasoning between the evidence and the scores; False: evidence, then scores.
+        self.reasoning = reasoning
+        self.judge = dspy.Predict(ScoreTransition if reasoning else ScoreTransitionDirect)
         self.max_attempts = max_attempts
         self.retry_temperature = retry_temperature
         self.demos_per_call = demos_per_call
@@ -59,7 +65,7 @@ class PurposeCritic(dspy.Module):
             self.judge, attempts=self.max_attempts, retry_temperature=self.retry_temperature,
             validate=lambda pred: PurposeScore(
                 phi_before=pred.phi_before, phi_after=pred.phi_after, confidence=pred.confidence,
-                evidence=pred.evidence, reasoning=pred.reasoning,
+                evidence=pred.evidence, reasoning=pred.get("reasoning", ""),
             ),
             purpose=purpose, **inputs, demos=demos,
         )

@@ -163,6 +163,19 @@ class PairedComparison(BaseModel):
                 f"on the same seeds ({self.wins} gained, {self.losses} lost)")
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided sign test on the discordant pairs of a paired comparison (ties carry no information).
+
+    The chance, if neither side were better, of a split at least this lopsided: 1.0 when there is no
+    discordant pair, below 0.05 only when one side wins clearly more often on the same seeds.
+    """
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    return round(min(1.0, 2 * tail), 4)
+
+
 def paired(candidate: SplitMetrics, parent: SplitMetrics) -> PairedComparison:
     """Compare on the tasks present in both (matched by task id)."""
     theirs = {t.task_id: t for t in parent.tasks}

@@ -27,6 +27,11 @@ class Act(dspy.Signature):
     action: str = dspy.OutputField(desc="exactly one entry of valid_actions, copied verbatim")
 
 
+# The action alone (Predict-style, `Actor(reasoning=False)`, the default): Act without its thought.
+ActDirect = Act.delete("thought")
+ActDirect.__name__ = ActDirect.__qualname__ = "ActDirect"
+
+
 def constrain_action(signature: type[Act], valid_actions: tuple[str, ...]) -> type[Act]:
     """The same signature with `action` typed as a Literal of the actions valid now.
 

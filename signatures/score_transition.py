@@ -27,3 +27,8 @@ class ScoreTransition(dspy.Signature):
     phi_before: float = dspy.OutputField(desc="value of state_before, 0 to 10 (10 = purpose achieved)")
     phi_after: float = dspy.OutputField(desc="value of state_after, 0 to 10")
     confidence: float = dspy.OutputField(desc="how sure you are, 0 to 1")
+
+
+# Evidence, then the scores (`PurposeCritic(reasoning=False)`, the default): no reasoning sentence.
+ScoreTransitionDirect = ScoreTransition.delete("reasoning")
+ScoreTransitionDirect.__name__ = ScoreTransitionDirect.__qualname__ = "ScoreTransitionDirect"

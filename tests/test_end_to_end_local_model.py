@@ -37,6 +37,25 @@ def test_treasure_maze_episode(local_lms):
     check_episode(result, 3)
 
 
+def test_the_trace_counts_the_tokens_the_engine_reports(local_lms, monkeypatch):
+    """Each traced call carries llama.cpp's own usage for that call, in order, per role."""
+    reported = []
+    for role, lm in local_lms.items():
+        llama = lm.engine._model()
+        original = llama.create_chat_completion
+
+        def recording(*args, _role=role, _call=original, **kwargs):
+            body = _call(*args, **kwargs)
+            reported.append((_role, body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]))
+            return body
+
+        monkeypatch.setattr(llama, "create_chat_completion", recording)
+    result = Orchestrator(PurposeAgent(), local_lms, RunConfig(max_steps=2)).run(
+        make_env("treasure-maze"), Task(env_id="treasure-maze", seed=5))
+    traced = [(c.role, c.prompt_tokens, c.completion_tokens) for c in result.trajectory.lm_calls]
+    assert traced == reported and len(traced) >= 2
+
+
 def test_textworld_express_episode(local_lms):
     env = make_env("twx:coin")
     try:

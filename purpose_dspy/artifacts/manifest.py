@@ -25,6 +25,9 @@ class ComponentEntry(BaseModel):
     program: str = Field(description="Class of the module, e.g. purpose_dspy.programs.actor.Actor.")
     predictors: dict[str, dict[str, Any]] = Field(description="Signature fingerprint per predictor.")
     demos: dict[str, int] = Field(default_factory=dict, description="Demos per predictor.")
+    settings: dict[str, Any] | None = Field(
+        None, description="Constructor settings the module lists in its SETTINGS (e.g. reasoning, demos_per_call), "
+        "so a load rebuilds the same signature; None: written before settings were recorded (reasoning was on).")
 
 
 class Gate(BaseModel):

@@ -123,6 +123,7 @@ def _component_blobs(components: dict[str, dspy.Module]) -> tuple[dict[str, byte
             file=f"{name}.json", program=f"{type(module).__module__}.{type(module).__qualname__}",
             predictors=component_fingerprints(module),
             demos={p: len(pred.demos) for p, pred in module.named_predictors()},
+            settings={k: getattr(module, k) for k in getattr(module, "SETTINGS", ())} or None,
         )
     return blobs, entries
 
@@ -209,7 +210,23 @@ def _fresh_components(manifest: Manifest) -> dict[str, dspy.Module]:
     missing = set(manifest.components) - set(known)
     if missing:
         raise ArtifactError(f"this purpose-dspy does not know component(s) {sorted(missing)}; upgrade it to load this artifact")
-    return {name: known[name] for name in manifest.components}
+    return {name: _with_settings(known[name], entry) for name, entry in manifest.components.items()}
+
+
+def _with_settings(module: dspy.Module, entry: ComponentEntry) -> dspy.Module:
+    """`module`, or one of its class built with the settings the artifact recorded where they differ from its own.
+
+    Artifacts written before settings were recorded (`settings` None) had the free-text fields on (reasoning).
+    """
+    names = getattr(type(module), "SETTINGS", ())
+    wanted = entry.settings if entry.settings is not None else ({"reasoning": True} if "reasoning" in names else {})
+    unknown = set(wanted) - set(names)
+    if unknown:
+        raise ArtifactError(f"{entry.file}: settings {sorted(unknown)} are unknown to {type(module).__name__}; "
+                            "upgrade purpose-dspy to load this artifact")
+    if all(getattr(module, k) == v for k, v in wanted.items()):
+        return module
+    return type(module)(**wanted)
 
 
 def _check_fingerprints(directory: Path, manifest: Manifest, components: dict[str, dspy.Module]) -> None:

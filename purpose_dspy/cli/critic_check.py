@@ -22,9 +22,10 @@ def critic_check(env_id: str, probes: int, model: str | None, api_base: str | No
     """Property-test a critic LM: consistency, honesty, resistance to injected text.
 
     Asks the critic (its response cache off) about probe transitions from ENV and prints, per
-    check, the rate for the model alone (raw) and behind the safeguards (guarded). Guarded
-    checks marked "must hold" hold for any LM; the exit status is 1 if one does not.
-    About 6 LM calls per probe.
+    check, the rate for the model alone (raw) and behind the safeguards (guarded), on the
+    same answers. Checks marked "must hold" are properties of purpose_dspy.testing (the ones
+    a CriticPropertySuite runs in your own pytest suite) and hold for any LM behind the
+    safeguards; the exit status is 1 if one does not. About 6 LM calls per probe.
 
     \b
     Examples:
@@ -53,7 +54,9 @@ def critic_check(env_id: str, probes: int, model: str | None, api_base: str | No
     if as_json:
         click.echo(json.dumps({"env": env_id, "critic_lm": lm.model, "probes": len(chosen), "ok": ok, "checks": rows}))
     else:
-        fmt = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
+        def fmt(x: float | None) -> str:
+            return "-" if x is None else f"{x:.0%}"
+
         click.echo(f"critic {lm.model} on {len(chosen)} probes from {env_id}")
         click.echo(f"{'check':<12}{'raw':>6}{'guarded':>9}  {'':<10}question")
         for r in rows:

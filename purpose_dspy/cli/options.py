@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
@@ -34,9 +35,27 @@ def lm_options(command: Any = None, *, critic: bool = True) -> Any:
     ]
     if not critic:
         del flags[2]
+    command = _with_lm_flags(command)
+    flags.append(click.option(
+        "--structured-outputs", type=click.Choice(["auto", "json_schema", "json_object", "none"]), default=None,
+        help="How an --api-base endpoint is asked for JSON (response_format): json_schema, json_object, none; "
+             "default auto: a probe at start-up picks the strongest that works."))
     for option in reversed(flags):
         command = option(command)
     return command
+
+
+def _with_lm_flags(command: Any) -> Any:
+    """Apply --structured-outputs to every LM config the command resolves, without a parameter of its own."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, structured_outputs: str | None = None, **kwargs: Any) -> Any:
+        from purpose_dspy.lm import flag_overrides
+
+        with flag_overrides(structured_outputs=structured_outputs):
+            return command(*args, **kwargs)
+
+    return wrapper
 
 
 def safeguard_options(command: Any) -> Any:

@@ -40,7 +40,8 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
 
     Prints a row per step (action, Φ before and after, reward, and the environment's own
     progress, which the agent never sees) as it happens, then a summary; with --json, one
-    object: success, steps, phi, lm_calls, tokens, seconds.
+    object: success, steps, phi, lm_calls, tokens, seconds, and structured_outputs (the mode each
+    role's LM runs in; see --structured-outputs).
 
     \b
     Examples:
@@ -53,7 +54,7 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
 
     from purpose_dspy.environments import make_env
     from purpose_dspy.experience import Experience
-    from purpose_dspy.lm import build_role_lms, load_lm_config
+    from purpose_dspy.lm import build_role_lms, load_lm_config, structured_outputs_of
     from purpose_dspy.programs import Distiller, PurposeAgent
     from purpose_dspy.runtime.config import RunConfig
     from purpose_dspy.runtime.orchestrator import Orchestrator
@@ -84,7 +85,7 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
         if experience is not None:
             experience.close()
     if as_json:
-        click.echo(json.dumps(result.summary()))
+        click.echo(json.dumps({**result.summary(), "structured_outputs": structured_outputs_of(lms)}))
     else:
         _print_summary(result.summary())
 

@@ -2,8 +2,10 @@
 
 Roles are actor, critic, judge, editor and optimizer. Each gets an `LMSpec`, resolved in this
 order (first wins): CLI flags, environment variables (`PURPOSE_DSPY_LM`, `PURPOSE_DSPY_API_BASE`,
-`PURPOSE_DSPY_<ROLE>_LM`), a TOML file (`[lm]` and `[lm.<role>]` tables), then the embedded default
-`local/smollm2-135m`. API keys are read by DSPy from the usual environment variables
+`PURPOSE_DSPY_<ROLE>_LM`, `PURPOSE_DSPY_STRUCTURED_OUTPUTS`), a TOML file (`[lm]` and `[lm.<role>]`
+tables), then the embedded default `local/smollm2-135m`. A model behind `api_base` with the `openai/`
+provider runs on our own `OpenAICompatibleEngine` (structured outputs by the endpoint's mode, see
+`openai_compatible.py`); any other non-local model on DSPy's own client. API keys are read by DSPy from the usual environment variables
 (`OPENAI_API_KEY`...); nothing here ever writes one anywhere.
 """
 
@@ -13,9 +15,11 @@ import logging
 import os
 import socket
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +30,20 @@ from purpose_dspy.types import ROLES, Role
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "local/smollm2-135m"
+
+# Flags a CLI command takes for every LM it builds without passing them down (`--structured-outputs`):
+# set for the command's duration by `flag_overrides`, read by `load_lm_config` above everything else.
+_FLAGS: ContextVar[Mapping[str, Any] | None] = ContextVar("purpose_dspy_lm_flags", default=None)
+
+
+@contextmanager
+def flag_overrides(**flags: Any) -> Iterator[None]:
+    """Within the block, `load_lm_config` treats `flags` (None values dropped) as CLI flags for every role."""
+    token = _FLAGS.set({k: v for k, v in flags.items() if v is not None})
+    try:
+        yield
+    finally:
+        _FLAGS.reset(token)
 
 
 class LMSpec(BaseModel):
@@ -38,6 +56,9 @@ class LMSpec(BaseModel):
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 is greedy.")
     max_tokens: int = Field(384, gt=0, description="Completion token limit per call.")
     cache: bool = Field(True, description="Use DSPy's response cache (turn off to measure consistency).")
+    structured_outputs: Literal["auto", "json_schema", "json_object", "none"] = Field(
+        "auto", description="How an api_base endpoint is asked for the signature's JSON: response_format json_schema, "
+                            "json_object (+ schema), none (free text), or auto: a probe at start-up picks one.")
 
     @property
     def is_local(self) -> bool:
@@ -67,7 +88,8 @@ def load_lm_config(
 ) -> LMConfig:
     """Resolve the LM config from flags (the arguments), environment variables and a TOML file.
 
-    `overrides` (temperature, max_tokens, cache) apply to every role.
+    `overrides` (temperature, max_tokens, cache, structured_outputs) apply to every role, and so do the
+    flags of `flag_overrides`.
     """
     env = os.environ if environ is None else environ
     table: dict[str, Any] = {}
@@ -81,8 +103,10 @@ def load_lm_config(
             raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
 
     base = {k: v for k, v in table.items() if k not in ROLES}
-    base.update({k: v for k, v in {"model": env.get("PURPOSE_DSPY_LM"), "api_base": env.get("PURPOSE_DSPY_API_BASE")}.items() if v})
+    base.update({k: v for k, v in {"model": env.get("PURPOSE_DSPY_LM"), "api_base": env.get("PURPOSE_DSPY_API_BASE"),
+                                   "structured_outputs": env.get("PURPOSE_DSPY_STRUCTURED_OUTPUTS")}.items() if v})
     base.update({k: v for k, v in {"model": model, "api_base": api_base}.items() if v})
+    overrides = {**overrides, **(_FLAGS.get() or {})}
     base.update({k: v for k, v in overrides.items() if v is not None})
     try:
         default = LMSpec(**base)
@@ -122,7 +146,8 @@ _ENGINES: dict[tuple[str, str], Any] = {}
 
 
 def build_lm(spec: LMSpec, role: str = "any") -> Any:
-    """A `dspy.LM` for `spec`: the embedded llama.cpp engine for 'local/...', else DSPy's own client."""
+    """A `dspy.LM` for `spec`: the embedded llama.cpp engine for 'local/...', our OpenAI-compatible engine for
+    'openai/<model id>' at an api_base (probing its structured outputs when "auto"), else DSPy's own client."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no metadata fetch over the network
     import dspy
 
@@ -138,14 +163,25 @@ def build_lm(spec: LMSpec, role: str = "any") -> Any:
             engine = _ENGINES[(str(path), role)] = LlamaCppEngine(path)
         return dspy.LM(model_string, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens,
                        cache=spec.cache, num_retries=1)
+    provider, _, model_id = spec.model.partition("/") if "/" in spec.model else ("openai", "", spec.model)
+    if spec.api_base and provider == "openai":
+        from purpose_dspy.lm.openai_compatible import OpenAICompatibleEngine
+
+        check_endpoint(spec.api_base)
+        engine = OpenAICompatibleEngine(spec.api_base, model_id, structured_outputs=spec.structured_outputs)
+        return dspy.LM(spec.model, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens,
+                       cache=spec.cache, num_retries=2)
     kwargs: dict[str, Any] = {}
-    if spec.api_base:
+    if spec.api_base:  # another provider's own API at a custom address: DSPy's client speaks it
         check_endpoint(spec.api_base)
         kwargs["api_base"] = spec.api_base
-        if "/" in spec.model and spec.model.split("/", 1)[0] == "openai" and not os.environ.get("OPENAI_API_KEY"):
-            kwargs["api_key"] = "no-key"  # local OpenAI-compatible servers ignore it; never stored
     return dspy.LM(spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=spec.cache,
                    num_retries=2, **kwargs)
+
+
+def structured_outputs_of(lms: Mapping[str, Any]) -> dict[str, str | None]:
+    """The structured-outputs mode each role's LM runs in (None where DSPy's own client decides)."""
+    return {role: getattr(getattr(lm, "engine", None), "structured_outputs", None) for role, lm in lms.items()}
 
 
 def build_role_lms(config: LMConfig, roles: tuple[Role, ...] = ("actor", "critic")) -> dict[Role, Any]:
@@ -153,4 +189,5 @@ def build_role_lms(config: LMConfig, roles: tuple[Role, ...] = ("actor", "critic
     return {role: build_lm(config.for_role(role), role=role) for role in roles}
 
 
-__all__ = ["DEFAULT_MODEL", "LMConfig", "LMSpec", "build_lm", "build_role_lms", "check_endpoint", "load_lm_config"]
+__all__ = ["DEFAULT_MODEL", "LMConfig", "LMSpec", "build_lm", "build_role_lms", "check_endpoint", "flag_overrides",
+           "load_lm_config", "structured_outputs_of"]

@@ -29,6 +29,7 @@ from purpose_dspy.errors import (
     UsageError,
 )
 from purpose_dspy.experience import Advice, Experience
+from purpose_dspy.lm.compact_adapter import CompactJSONAdapter
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.runtime.trace import traced_copy
@@ -82,8 +83,9 @@ class Orchestrator:
         self.agent = agent
         self.lms = lms
         self.config = config or RunConfig()
-        # JSON with schema-constrained decoding where the LM supports it (the embedded one does).
-        self.adapter = adapter or dspy.JSONAdapter()
+        # JSON with schema-constrained decoding where the LM supports it (the embedded one does), in prompts
+        # that say each thing once and keep the system message fixed (see lm/compact_adapter.py).
+        self.adapter = adapter or CompactJSONAdapter()
         # Φ of canonical states; pass a directory-backed store to share it across runs and processes.
         self.phi_store = phi_store if phi_store is not None else PhiStore()
         # Memory + replay: advice before each actor call, learning after each run. None: a fresh agent every run.
