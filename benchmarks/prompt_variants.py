@@ -3,7 +3,7 @@
 Arms (each runs every seed; the actor alone, success judged by the environment):
 - dspy:          DSPy's JSONAdapter, the actor writes a `thought` before its action (the old default);
 - compact:       CompactJSONAdapter (purpose_dspy/lm/compact_adapter.py), still with the thought;
-- compact-direct: CompactJSONAdapter, the action alone (`Actor(reasoning=False)`, today's default).
+- compact-direct: CompactJSONAdapter, the action alone (`Actor(reasoning=False)`).
 
 Then the critic's agreement with true progress (benchmarks/critic_accuracy.py, same transitions for
 each arm): stock adapter with the reasoning sentence, compact adapter with it, and without it.
@@ -119,6 +119,9 @@ def main() -> None:
     demo_tokens = demo_prompt_tokens(lms, args.env)
     print(f"actor prompt tokens, zero-shot vs 3 demos: {demo_tokens}")
     if args.only_demo_tokens:
+        if args.out:
+            Path(args.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "env": args.env,
+                                                  "actor_prompt_tokens_with_demos": demo_tokens}, indent=1) + "\n")
         return
     seeds = list(range(args.seeds))
     arms = {name: run_arm(name, lms, args.env, args.split, seeds, args.max_steps) for name in ARMS}

@@ -27,7 +27,7 @@ class Act(dspy.Signature):
     action: str = dspy.OutputField(desc="exactly one entry of valid_actions, copied verbatim")
 
 
-# The action alone (Predict-style, `Actor(reasoning=False)`, the default): Act without its thought.
+# The action alone (Predict-style, `Actor(reasoning=False)`): Act without its thought.
 ActDirect = Act.delete("thought")
 ActDirect.__name__ = ActDirect.__qualname__ = "ActDirect"
 

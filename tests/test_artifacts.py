@@ -280,11 +280,11 @@ def test_compile_save_load_compile_save_load_in_one_directory(tmp_path):
     lms, _ = rule_lms()
     first = _compile_into(root, lms)
     loaded = artifacts.load(root)
-    assert loaded.program.actor.act.signature is ActDirect  # the code's class, not DSPy's rebuilt StringSignature
+    assert loaded.program.actor.act.signature is Act  # the code's class, not DSPy's rebuilt StringSignature
     second = _compile_into(root, lms)
     assert (first.version, second.version, second.parent_version) == (1, 2, 1)
-    assert second.components["actor"].predictors["act"]["signature"] == "ActDirect"
-    assert second.components["actor"].settings == {"reasoning": False, "demos_per_call": 3, "demo_chars": 160}
+    assert second.components["actor"].predictors["act"]["signature"] == "Act"
+    assert second.components["actor"].settings == {"reasoning": True, "demos_per_call": 3, "demo_chars": 160}
     assert artifacts.load(f"{root}@v2").version == 2
     third = _compile_into(root, lms) if second.gate.promoted else None
     if third is not None:
@@ -293,17 +293,18 @@ def test_compile_save_load_compile_save_load_in_one_directory(tmp_path):
 
 
 def test_the_answer_variant_is_recorded_and_rebuilt_on_load(tmp_path):
-    """An agent compiled with reasoning on loads with reasoning on: the manifest carries the setting."""
+    """An agent compiled with the other variants loads with them: the manifest carries the settings."""
     lms, _ = rule_lms()
-    student = PurposeAgent(actor=Actor(reasoning=True), critic=PurposeCritic(reasoning=True))
+    student = PurposeAgent(actor=Actor(reasoning=False), critic=PurposeCritic(reasoning=True))
     tp = PurposeTeleprompter(lms, CompileConfig(progress=False))
     program = tp.compile(student, trainset=task_examples(TS.tasks("train")[:2], max_steps=TS.max_steps),
                          valset=task_examples(TS.tasks("dev")[:1], max_steps=TS.max_steps))
     manifest = save(tmp_path / "maze", (program, tp))
-    assert manifest.components["actor"].settings["reasoning"] is True
+    assert manifest.components["actor"].settings["reasoning"] is False
     loaded = artifacts.load(tmp_path / "maze")
-    assert loaded.program.actor.reasoning and loaded.program.critic.reasoning
-    assert loaded.program.actor.act.signature is Act and "thought" in loaded.program.actor.act.signature.output_fields
+    assert not loaded.program.actor.reasoning and loaded.program.critic.reasoning
+    assert loaded.program.actor.act.signature is ActDirect and "thought" not in ActDirect.output_fields
+    assert "reasoning" in loaded.program.critic.judge.signature.output_fields
 
 
 def test_fingerprints_describe_content_not_class_names():
