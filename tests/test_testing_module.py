@@ -190,9 +190,12 @@ def test_the_example_fails_with_a_shrunk_counterexample_for_an_inconsistent_crit
     out = report(run)
     assert "identical_states_identical_phi(\n    step=Step(treasure-maze/dev/0 ['north']:" in out, out
     assert "1st answer: Φ" in out and "2nd answer: Φ" in out
-    # the rewrite that shows it: one separator changed (a newline, say), in one of the two states
-    (drawn,) = re.findall(r"Draw 1 \(rewritten\): (Step\(treasure-maze/dev/0 \['north'\] rewritten: .*)", out)
-    assert len(re.findall(r"\\n|\\t|  ", drawn)) == 1, drawn
+    # the rewrite that shows it: one separator changed (a newline, say), in one of the two states. Hypothesis
+    # may print a draw more than once (a replay, a second distinct failure) and the shrunk walk need not be
+    # the shortest, so: some printed rewrite of a treasure-maze step changes exactly one separator.
+    drawn = re.findall(r"Draw 1 \(rewritten\): (Step\(treasure-maze/dev/0 \[[^\]]*\] rewritten: .*)", out)
+    assert drawn, out
+    assert any(len(re.findall(r"\\n|\\t|  ", d)) == 1 for d in drawn), drawn
 
 
 def test_the_flags_choose_the_environment_the_examples_and_the_server(tmp_path, server):
