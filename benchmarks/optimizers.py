@@ -1,8 +1,11 @@
 """DSPy's own optimizers against PurposeTeleprompter: one task set, same LM, seeds and LM-call budget.
 
-Every arm compiles a `PurposeAgent` on the first `--train` train seeds (PurposeTeleprompter also
-uses the first `--dev` dev seeds as its valset), then runs it on the first `--test` test seeds,
-temperature 0, no exploration, a fresh Φ store per arm. What each arm's actor sees per call:
+Every arm compiles a `PurposeAgent` on the first `--train` train seeds (PurposeTeleprompter and GEPA
+also use the first `--dev` dev seeds as their valset), then runs it on each of `--splits` (test: the
+first `--test` test seeds, held out; train: the train seeds run again), temperature 0, no exploration,
+a fresh Φ store per arm. A PurposeTeleprompter candidate its gate refused is evaluated too, as its own
+"(ungated candidate)" row. Per split, every arm gets an exact paired sign test (seeds solved by one and
+not the other) against zero-shot and against the best DSPy arm. What each arm's actor sees per call:
 
 - zero-shot             `PurposeAgent()` as is: no demos (critic: none).
 - labeled-few-shot      `dspy.LabeledFewShot(k)` on step examples from the environment's GOLD paths
@@ -30,21 +33,39 @@ temperature 0, no exploration, a fresh Φ store per arm. What each arm's actor s
                         KNNFewShot runs a BootstrapFewShot on every forward call; with bootstrapping on
                         that is up to k extra LM calls per actor call at TEST time, outside any compile
                         budget, so here it only retrieves labeled demos. Critic: none. 0 compile calls.
+- gepa                  `dspy.GEPA(metric with feedback, reflection_lm=<the actor's LM>)` on an
+                        episode-level program whose only predictor is `actor.act`: GEPA evolves its
+                        instructions (no demos) by reflecting on actor-only rollouts (no critic call).
+                        Score: 1 for success, else the environment's final progress, else 0; feedback:
+                        a few lines from the trajectory (outcome and stop reason, the actions, returns
+                        to an earlier state, repeated actions, steps without a valid action). trainset:
+                        train seeds; valset: dev seeds. Budget: max_metric_calls = budget // max_steps
+                        (rollouts at one call per step); one LMBudget is charged with every rollout and
+                        reflection call: an episode gets what is left minus one step's worst case
+                        (so it cannot overshoot), the proposer is not asked without a call left, and a
+                        stop condition ends GEPA before an iteration the rest cannot cover at one call
+                        per step (2 minibatches + the valset + 1 proposal). Merge is off (one component).
+                        Critic: none (zero-shot). SIMBA is not an arm: it sets `predictor.lm` on every
+                        predictor (which outranks the traced LM copies our Orchestrator puts in context,
+                        so its calls would escape the count) and has no LM-call or rollout cap to map
+                        the budget to (its cost is bsize x num_candidates x max_steps episodes).
 - purpose-teleprompter  `PurposeTeleprompter(lms, CompileConfig(max_lm_calls=budget, demos_per_call=k,
                         distill=False))`: the k nearest of its pool of steps from its own successful
                         rollouts; critic: its 2 nearest meta-judge-kept calibration demos. Distillation
                         is off because memory cards are not used by this evaluation; its budget includes
                         the before/after valset evaluations (measurement, not learning; see `phases`).
 
-The two gold arms use oracle labels the other arms never see. The critic runs in every arm's
-episodes (about one call per step) but only the actor decides what happens, so success differences
-come from the actor's demos. LM calls count every call a trace records; tokens are prompt +
+The two gold arms use oracle labels the other arms never see. The critic runs in the arms' compile
+episodes (about one call per step; not in GEPA's) and in the evaluations unless `--actor-only`, but
+only the actor decides what happens, so success differences come from the actor's demos (GEPA: its
+instructions). LM calls count every call a trace records; tokens are prompt +
 completion; DSPy's response cache is off unless `--cache` (so seconds are real). The budget caps
 each compile; an arm may spend less (`compile calls`). `--rule-lm` swaps in tests/rule_lm.py's
 rule-following engine: a smoke test of the plumbing, NOT a measurement.
 
     python benchmarks/optimizers.py --taskset tasksets/twx-coin.toml --train 8 --dev 4 --test 10 --budget 360 --out optimizers.json
     python benchmarks/optimizers.py --taskset tasksets/treasure-maze.toml --train 3 --dev 2 --test 3 --budget 60 --rule-lm --json
+    python benchmarks/optimizers.py --taskset tasksets/treasure-maze.toml --train 3 --dev 2 --test 3 --budget 120 --rule-lm --arms zero-shot,gepa --splits test,train --actor-only
 """
 
 from __future__ import annotations
@@ -61,7 +82,7 @@ import re
 import shlex
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +90,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402
 import numpy as np  # noqa: E402
+from dspy.teleprompt.gepa.instruction_proposal import InstructionProposer  # noqa: E402
 
 from purpose_dspy import make_env  # noqa: E402
 from purpose_dspy.jobs import COMPILE_ROLES, evaluate_program  # noqa: E402
@@ -78,13 +100,17 @@ from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
 from purpose_dspy.runtime.orchestrator import Orchestrator, render_history  # noqa: E402
 from purpose_dspy.programs import Actor, PurposeAgent  # noqa: E402
 from purpose_dspy.runtime.budget import LMBudget  # noqa: E402
+from purpose_dspy.metrics import sign_test  # noqa: E402
+from purpose_dspy.runtime.trace import traced_copy  # noqa: E402
 from purpose_dspy.safeguards import PhiStore  # noqa: E402
+from purpose_dspy.safeguards.canonical import canonical_text  # noqa: E402
 from purpose_dspy.signatures.act import Act  # noqa: E402
 from purpose_dspy.tasksets import TaskSet, load_taskset  # noqa: E402
+from purpose_dspy.text import one_line  # noqa: E402
 from purpose_dspy.teleprompt import CompileConfig, PurposeTeleprompter, loop_erased, task_examples  # noqa: E402
 from purpose_dspy.types import Action, PurposeScore, RunResult, Task, Trajectory, Transition  # noqa: E402
 
-ARMS = ("zero-shot", "labeled-few-shot", "bootstrap-few-shot", "knn-few-shot", "purpose-teleprompter")
+ARMS = ("zero-shot", "labeled-few-shot", "bootstrap-few-shot", "knn-few-shot", "gepa", "purpose-teleprompter")
 
 
 class Skipped(Exception):
@@ -214,25 +240,33 @@ def hashed_embedding(texts: list[str], dim: int = 1024) -> np.ndarray:
     return out
 
 
-# -- one episode as a DSPy program (bootstrap-few-shot) --------------------------------------------
+# -- one episode as a DSPy program (bootstrap-few-shot, gepa) --------------------------------------
 class EpisodeRunner:
     """What an episode needs and DSPy must not copy: the LMs, one environment (a JVM for
-    TextWorldExpress), the Φ store and the budget. Teleprompters deep-copy programs; this is shared."""
+    TextWorldExpress), the Φ store and the budget. Teleprompters deep-copy programs; this is shared.
 
-    def __init__(self, taskset: TaskSet, lms: dict, budget: LMBudget) -> None:
+    `score_phi=False`: actor-only episodes (no critic call). `step_calls`: the most LM calls one step can
+    make; an episode is given `remaining - (step_calls - 1)` calls, so its last step cannot overshoot
+    (1: it may, by less than one step's calls)."""
+
+    def __init__(self, taskset: TaskSet, lms: dict, budget: LMBudget, *, score_phi: bool = True,
+                 step_calls: int = 1) -> None:
         self.taskset, self.lms, self.budget = taskset, lms, budget
-        self.env, self.phi_store, self.results = None, PhiStore(), []
+        self.score_phi, self.step_calls = score_phi, step_calls
+        self.env, self.phi_store, self.results, self.not_run = None, PhiStore(), [], 0
 
     def __deepcopy__(self, memo: dict) -> EpisodeRunner:
         return self
 
     def run(self, agent: PurposeAgent, task: Task, purpose: str) -> RunResult | None:
         remaining = self.budget.remaining
-        if remaining == 0:
+        if remaining is not None and remaining < self.step_calls:
             self.budget.ran_out = True
+            self.not_run += 1
             return None
         self.env = self.env or make_env(task.env_id)
-        config = RunConfig(max_steps=self.taskset.max_steps, max_lm_calls=remaining)
+        calls = None if remaining is None else remaining - (self.step_calls - 1)
+        config = RunConfig(max_steps=self.taskset.max_steps, max_lm_calls=calls, score_phi=self.score_phi)
         result = Orchestrator(agent, self.lms, config, phi_store=self.phi_store).run(self.env, task, purpose)
         self.budget.charge(len(result.trajectory.lm_calls))
         self.budget.ran_out |= result.trajectory.stop_reason == "lm_budget"
@@ -256,6 +290,103 @@ class Episode(dspy.Module):
     def forward(self, task: Task, purpose: str) -> dspy.Prediction:
         result = self.runner.run(self.agent, task, purpose)
         return dspy.Prediction(success=bool(result and result.trajectory.success), ran=result is not None)
+
+
+# -- GEPA: the actor's instructions evolved by reflection on whole episodes -------------------------
+class GEPAEpisode(dspy.Module):
+    """forward(task, purpose) runs one actor-only episode and returns GEPA's score and feedback for it.
+
+    Only the actor is a sub-module, so GEPA's one component is `actor.act`'s instructions: the rollouts
+    run without the critic (`score_phi=False`), so a critic predictor would never appear in a trace."""
+
+    def __init__(self, runner: EpisodeRunner) -> None:
+        super().__init__()
+        self.actor = Actor()
+        self.runner = runner
+
+    def forward(self, task: Task, purpose: str) -> dspy.Prediction:
+        result = self.runner.run(PurposeAgent(actor=self.actor), task, purpose)
+        score, feedback = episode_feedback(result, tuple(getattr(self.runner.env, "volatile_patterns", ())))
+        return dspy.Prediction(success=bool(result and result.trajectory.success), score=score, feedback=feedback)
+
+
+def gepa_metric(gold: dspy.Example, pred: dspy.Prediction, trace: Any = None, pred_name: str | None = None,
+                pred_trace: Any = None) -> dspy.Prediction:
+    """GEPA's metric with feedback: the episode's score and the facts of its trajectory (both from forward)."""
+    return dspy.Prediction(score=pred.score, feedback=pred.feedback)
+
+
+_STOPPED = {"done": "the episode ended", "max_steps": "the step limit", "lm_budget": "the LM-call budget"}
+
+
+def episode_feedback(result: RunResult | None, volatile: tuple[str, ...] = ()) -> tuple[float, str]:
+    """Score (1 for success, else the environment's final progress, else 0) and short factual feedback:
+    outcome, the actions, loops (an earlier state reached again, the same action from the same state) and
+    steps without a valid action."""
+    if result is None:
+        return 0.0, "Not run: the compile's LM-call budget was spent."
+    traj, steps = result.trajectory, result.trajectory.steps
+    progress = steps[-1].progress if steps else None
+    score = 1.0 if traj.success else float(progress or 0.0)
+    if traj.success:
+        lines = [f"Solved in {len(steps)} steps."]
+    else:
+        lines = [f"Not solved: stopped by {_STOPPED.get(traj.stop_reason, traj.stop_reason)} after {len(steps)} steps"
+                 + (f", progress {progress:.0%}." if progress is not None else ".")]
+    actions = [s.action.text if s.action else "(no valid action)" for s in steps]
+    lines.append("Actions: " + ("... " if len(actions) > 12 else "") + ", ".join(actions[-12:]) + ".")
+    seen = {canonical_text(steps[0].before.observation, volatile)} if steps else set()
+    revisits, tried = 0, Counter()
+    for s in (s for s in steps if s.action):
+        tried[(canonical_text(s.before.observation, volatile), s.action.text)] += 1
+        after = canonical_text(s.after.observation, volatile)
+        revisits += after in seen
+        seen.add(after)
+    repeats = [(n - 1, action) for (_, action), n in tried.items() if n > 1]
+    if revisits:
+        lines.append(f"Came back to an earlier state {_times(revisits)} (a loop).")
+    if repeats:
+        lines.append(f"Took the same action from the same state again {_times(sum(n for n, _ in repeats))} "
+                     f"(e.g. '{max(repeats)[1]}').")
+    failed = [s.error for s in steps if s.error]
+    if failed:
+        lines.append(f"No valid action at {_times(len(failed), 'step')} (first: {one_line(failed[0], 80)}).")
+    return score, " ".join(lines)
+
+
+def _times(n: int, unit: str = "time") -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+class BudgetedProposer(InstructionProposer):
+    """GEPA's built-in proposer, asked only while the budget has a call left per component (JSONAdapter makes
+    one call per component, no fallback); the calls the traced reflection LM recorded are charged at once."""
+
+    def __init__(self, budget: LMBudget, calls: list) -> None:
+        super().__init__()
+        self.budget, self.calls = budget, calls
+
+    def __call__(self, candidate: dict, reflective_dataset: Any, components_to_update: list[str]) -> dict[str, str]:
+        if not self.budget.allows(len(components_to_update)):
+            return {}  # GEPA skips a proposal with no new text, and BudgetStopper ends the run
+        before = len(self.calls)
+        try:
+            return super().__call__(candidate, reflective_dataset, components_to_update)
+        finally:
+            self.budget.charge(len(self.calls) - before)
+
+
+class BudgetStopper:
+    """GEPA stop condition (checked between iterations): stop when the budget cannot cover the next iteration
+    at one LM call per step (a minibatch for the parent and for the child, a valset evaluation, a proposal)."""
+
+    def __init__(self, budget: LMBudget, reserve: int) -> None:
+        self.budget, self.reserve, self.fired = budget, reserve, False
+
+    def __call__(self, gepa_state: Any) -> bool:
+        remaining = self.budget.remaining
+        self.fired = remaining is not None and remaining < self.reserve
+        return self.fired
 
 
 # -- the arms: each returns (program, compile facts) -----------------------------------------------
@@ -315,23 +446,69 @@ def knn_few_shot(b: Bench) -> tuple[PurposeAgent, dict]:
                      "critic_sees": "no demos"}
 
 
+def gepa(b: Bench) -> tuple[PurposeAgent, dict]:
+    """dspy.GEPA on actor-only episodes; every rollout and reflection call is charged to one LMBudget."""
+    if not b.train:
+        raise Skipped("GEPA needs at least one train task (--train)")
+    budget, reflection_calls = LMBudget(b.args.budget), []
+    runner = EpisodeRunner(b.taskset, b.lms, budget, score_phi=False, step_calls=Actor().max_attempts)
+    trainset, valset = b.examples(b.train), b.examples(b.dev) or None
+    minibatch = min(3, len(trainset))
+    settings = {  # max_metric_calls: rollouts at up to max_steps first-attempt actor calls each
+        "max_metric_calls": max(1, b.args.budget // b.taskset.max_steps), "reflection_minibatch_size": minibatch,
+        "candidate_selection_strategy": "pareto", "skip_perfect_score": True, "use_merge": False,
+        "num_threads": 1, "seed": b.args.seed}
+    stopper = BudgetStopper(budget, (2 * minibatch + len(valset or trainset)) * b.taskset.max_steps + 1)
+    optimizer = dspy.GEPA(
+        metric=gepa_metric, reflection_lm=traced_copy(b.lms["actor"], "optimizer", reflection_calls),
+        instruction_proposer=BudgetedProposer(budget, reflection_calls), track_stats=True,
+        gepa_kwargs={"stop_callbacks": [stopper]}, **settings)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for --json
+            compiled = optimizer.compile(GEPAEpisode(runner), trainset=trainset, valset=valset)
+    finally:
+        runner.close()
+    stats, instructions = compiled.detailed_results, compiled.actor.act.signature.instructions
+    evolved = instructions != Actor().act.signature.instructions
+    rollout_calls = [c for r in runner.results for c in r.trajectory.lm_calls]
+    calls = rollout_calls + reflection_calls
+    return PurposeAgent(actor=compiled.actor), {
+        "lm_calls": len(calls), "tokens": sum(c.tokens for c in calls), "budget_exhausted": budget.ran_out,
+        "rollouts": len(runner.results), "rollouts_not_run": runner.not_run, "rollout_calls": len(rollout_calls),
+        "reflection_calls": len(reflection_calls), "valset": "dev" if valset else "train (no --dev)",
+        "gepa": {**settings, "stop_below_remaining_calls": stopper.reserve, "stopped_by_budget": stopper.fired,
+                 "metric_calls": stats.total_metric_calls, "candidates": len(stats.candidates),
+                 "val_scores": [round(s, 3) for s in stats.val_aggregate_scores], "best_candidate": stats.best_idx},
+        "instructions_evolved": evolved, "evolved_instruction": instructions[:300],
+        "actor_sees": "zero-shot prompt with GEPA-evolved instructions" if evolved
+        else "zero-shot prompt (GEPA kept the original instructions)",
+        "critic_sees": "no demos (GEPA's rollouts are actor-only; the critic is not optimized)",
+    }
+
+
 def purpose_teleprompter(b: Bench) -> tuple[PurposeAgent, dict]:
     config = CompileConfig(max_lm_calls=b.args.budget, seed=b.args.seed, demos_per_call=b.args.k, distill=False,
                            progress=b.progress)
     teleprompter = PurposeTeleprompter(b.lms, config)
+    # The gated result: when the gate refuses, compile returns the zero-shot parent, and that is what is tested.
     program = teleprompter.compile(PurposeAgent(), trainset=b.examples(b.train), valset=b.examples(b.dev))
     report = teleprompter.report
+    refused = "no demos: its gate refused the compiled agent (see gate), the zero-shot parent runs"
     return program, {
         "lm_calls": report.lm_calls, "tokens": report.tokens, "budget_exhausted": report.budget_exhausted,
         "phases": report.phases, "judge": report.judge,
         "train_successes": report.train.successes if report.train else None,
         "valset_before": report.before.row() if report.before else None,
         "valset_after": report.after.row() if report.after else None,
+        "gate": report.gate.model_dump(mode="json") if report.gate else None,  # None: no --dev, nothing gated
+        "candidate_actor_demos": len(teleprompter.candidate.actor.act.demos),
         "actor_demos": len(program.actor.act.demos), "critic_demos": len(program.critic.judge.demos),
-        "actor_sees": _shown(len(program.actor.act.demos),
-                             f"the {b.args.k} nearest of {{n}} pool demos from its own successes"),
-        "critic_sees": _shown(len(program.critic.judge.demos),
-                              f"the {program.critic.demos_per_call} nearest of {{n}} kept calibration demos"),
+        "task_paths": len(program.actor.paths), "candidate_task_paths": len(teleprompter.candidate.actor.paths),
+        "_candidate": teleprompter.candidate if program is not teleprompter.candidate else None,
+        "actor_sees": refused if program is not teleprompter.candidate else _shown(
+            len(program.actor.act.demos), f"the {b.args.k} nearest of {{n}} pool demos from its own successes"),
+        "critic_sees": refused if program is not teleprompter.candidate else _shown(
+            len(program.critic.judge.demos), f"the {program.critic.demos_per_call} nearest of {{n}} kept calibration demos"),
     }
 
 
@@ -341,7 +518,7 @@ def _shown(n: int, text: str) -> str:
 
 COMPILERS: dict[str, Callable[[Bench], tuple[PurposeAgent, dict]]] = {
     "zero-shot": zero_shot, "labeled-few-shot": labeled_few_shot, "bootstrap-few-shot": bootstrap_few_shot,
-    "knn-few-shot": knn_few_shot, "purpose-teleprompter": purpose_teleprompter,
+    "knn-few-shot": knn_few_shot, "gepa": gepa, "purpose-teleprompter": purpose_teleprompter,
 }
 
 
@@ -356,30 +533,68 @@ class Bench:
         self.train = self.taskset.tasks("train")[: args.train]
         self.dev = self.taskset.tasks("dev")[: args.dev] if args.dev else []
         self.progress = sys.stderr.isatty()
+        self.splits = [s.strip() for s in args.splits.split(",") if s.strip()]
 
     def examples(self, tasks: list[Task]) -> list[dspy.Example]:
         return task_examples(tasks, purpose=self.taskset.purpose, max_steps=self.taskset.max_steps)
 
 
-def run_arm(b: Bench, arm: str) -> dict:
-    """Compile, then evaluate on the test seeds; a Skipped arm reports why."""
+def run_arm(b: Bench, arm: str) -> list[dict]:
+    """Compile, then evaluate on each of `--splits` (test: held out; train: the train tasks run again); a
+    Skipped arm reports why. A refused PurposeTeleprompter candidate is evaluated too, as its own row."""
     started = time.perf_counter()
     try:
         program, facts = COMPILERS[arm](b)
     except Skipped as why:
-        return {"arm": arm, "skipped": str(why)}
+        return [{"arm": arm, "skipped": str(why)}]
     compile_seconds = round(time.perf_counter() - started, 1)
     spent = {"lm_calls": facts.pop("lm_calls", 0), "tokens": facts.pop("tokens", 0), "seconds": compile_seconds}
-    started = time.perf_counter()
-    test = evaluate_program(program, b.taskset, "test", lms=b.lms, tasks=b.args.test, phi_store=PhiStore(),
-                            progress=b.progress, critic=True)  # the table reports mean Φ gain
-    return {
-        "arm": arm, **facts, "compile": spent,
-        "test": {"n": test.n, "successes": test.successes, "success_rate": test.success_rate,
-                 "success_ci": test.success_ci, "mean_steps": test.mean_steps, "mean_phi_gain": test.mean_phi_gain,
-                 "lm_calls": test.lm_calls, "tokens": test.tokens, "seconds": round(time.perf_counter() - started, 1),
-                 "solved_seeds": [t.seed for t in test.tasks if t.success]},
-    }
+    candidate = facts.pop("_candidate", None)
+    rows = [{"arm": arm, **facts, "compile": spent, **evaluations(b, program)}]
+    if candidate is not None:
+        rows.append({"arm": f"{arm} (ungated candidate)", "gate_refused_it": True, "compile": spent,
+                     "actor_sees": "the refused candidate: its task paths and pool", "critic_sees": "its demos",
+                     **evaluations(b, candidate)})
+    return rows
+
+
+def evaluations(b: Bench, program: PurposeAgent) -> dict:
+    """The program on each split of `--splits` (the first `--test` test seeds / the `--train` train seeds)."""
+    out = {}
+    for split in b.splits:
+        started = time.perf_counter()
+        n = b.args.test if split == "test" else len(b.train)
+        m = evaluate_program(program, b.taskset, split, lms=b.lms, tasks=n, phi_store=PhiStore(),
+                             progress=b.progress, critic=not b.args.actor_only)
+        out[split] = {"n": m.n, "successes": m.successes, "success_rate": m.success_rate,
+                      "success_ci": m.success_ci, "mean_steps": m.mean_steps, "mean_phi_gain": m.mean_phi_gain,
+                      "phi_scored": m.phi_scored, "lm_calls": m.lm_calls, "tokens": m.tokens,
+                      "seconds": round(time.perf_counter() - started, 1),
+                      "solved_seeds": [t.seed for t in m.tasks if t.success], "seeds": [t.seed for t in m.tasks]}
+    return out
+
+
+def paired_tests(report: dict) -> None:
+    """Per split, every arm against zero-shot (and against the best DSPy arm on that split): seeds solved
+    by one and not the other, and the exact two-sided sign test on them."""
+    rows = [r for r in report["arms"] if "skipped" not in r]
+    for split in report["splits"]:
+        by_arm = {r["arm"]: r[split] for r in rows if split in r}
+        dspy_arms = [a for a in by_arm if a in ("labeled-few-shot", "bootstrap-few-shot", "knn-few-shot", "gepa")]
+        best_dspy = max(dspy_arms, key=lambda a: by_arm[a]["successes"], default=None)
+        for row in rows:
+            if split not in row:
+                continue
+            row[split]["paired"] = {
+                ref: _paired(row[split], by_arm[ref]) for ref in ("zero-shot", best_dspy)
+                if ref and ref in by_arm and ref != row["arm"]}
+
+
+def _paired(a: dict, b: dict) -> dict:
+    common = set(a["seeds"]) & set(b["seeds"])
+    wins = len((set(a["solved_seeds"]) - set(b["solved_seeds"])) & common)
+    losses = len((set(b["solved_seeds"]) - set(a["solved_seeds"])) & common)
+    return {"n": len(common), "wins": wins, "losses": losses, "sign_test_p": sign_test(wins, losses)}
 
 
 def rule_lms() -> dict:
@@ -396,10 +611,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--taskset", default="tasksets/twx-coin.toml")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     parser.add_argument("--train", type=int, default=8, help="first N train seeds (every arm)")
-    parser.add_argument("--dev", type=int, default=4, help="first N dev seeds (PurposeTeleprompter's valset)")
+    parser.add_argument("--dev", type=int, default=4, help="first N dev seeds (PurposeTeleprompter's and GEPA's valset)")
     parser.add_argument("--test", type=int, default=10, help="first N test seeds (every arm's evaluation)")
     parser.add_argument("--budget", type=int, default=360, help="LM calls per compile, the same cap for every arm")
     parser.add_argument("--max-steps", type=int, default=None, help="override the task set's step limit (every arm)")
+    parser.add_argument("--splits", default="test", help="evaluate on: test (held out), train (the train tasks "
+                        "run again), or test,train")
+    parser.add_argument("--actor-only", action="store_true", help="evaluations without the critic (no Φ gain; "
+                        "about half the time per step); the compile's train rollouts keep it")
     parser.add_argument("--k", type=int, default=3, help="demos per actor call (LabeledFewShot k, KNN k, bootstraps)")
     parser.add_argument("--seed", type=int, default=0, help="PurposeTeleprompter's exploration seed")
     parser.add_argument("--lm", default=None, help="LM for every role (default: the embedded local model)")
@@ -421,12 +640,13 @@ def main(argv: list[str] | None = None) -> dict:
         "command": shlex.join(["python", "benchmarks/optimizers.py", *(sys.argv[1:] if argv is None else argv)]),
         "measurement": not args.rule_lm, "taskset": b.taskset.name, "max_steps": b.taskset.max_steps, "env": b.taskset.env,
         "lm": lms["actor"].model, "train": len(b.train), "dev": len(b.dev), "test": args.test,
-        "budget": args.budget, "k": args.k, "seed": args.seed, "arms": [],
+        "budget": args.budget, "k": args.k, "seed": args.seed, "splits": b.splits, "arms": [],
     }
     started = time.perf_counter()
     for arm in arms:
         print(f"[{arm}] compiling and evaluating...", file=sys.stderr)
-        report["arms"].append(run_arm(b, arm))
+        report["arms"] += run_arm(b, arm)
+        paired_tests(report)
         report["seconds"] = round(time.perf_counter() - started, 1)
         if args.out:  # after every arm: a long run that is stopped keeps the arms it finished
             Path(args.out + ".tmp").write_text(json.dumps(report, indent=1))
@@ -438,26 +658,43 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def _vs(paired: dict, ref: str) -> str:
+    """'+w/-l p=..' against zero-shot, or against the other (best DSPy) reference."""
+    keys = [k for k in paired if (k == "zero-shot") == (ref == "zero-shot")]
+    if not keys:
+        return "-"
+    p = paired[keys[0]]
+    return f"+{p['wins']}/-{p['losses']} p={p['sign_test_p']:.2g}"
+
+
 def print_table(report: dict) -> None:
     if not report["measurement"]:
         print("SMOKE RUN with the rule LM (tests/rule_lm.py): checks the plumbing, NOT a measurement")
     print(f"optimizers on {report['taskset']}: train {report['train']}, dev {report['dev']}, test {report['test']} "
           f"seeds; budget {report['budget']} LM calls per compile; k {report['k']}; LM {report['lm']}")
     print(f"  {report['command']}")
-    print(f"{'arm':22}{'test success':>13}{'95% CI':>14}{'compile calls':>14}{'tokens':>9}{'eval calls':>11}"
-          f"{'tokens':>9}{'compile s':>10}{'eval s':>8}")
-    for row in report["arms"]:
-        if "skipped" in row:
-            print(f"{row['arm']:22}  skipped: {row['skipped']}")
-            continue
-        t, c = row["test"], row["compile"]
-        lo, hi = t["success_ci"]
-        print(f"{row['arm']:22}{t['successes']:>9}/{t['n']:<3}{f'[{lo:.0%}, {hi:.0%}]':>14}{c['lm_calls']:>14}"
-              f"{c['tokens']:>9}{t['lm_calls']:>11}{t['tokens']:>9}{c['seconds']:>10}{t['seconds']:>8}")
+    for split in report["splits"]:
+        label = "held-out test" if split == "test" else "train tasks run again"
+        print(f"\n{label}:")
+        print(f"{'arm':42}{'success':>9}{'95% CI':>14}{'vs zero-shot':>18}{'vs best DSPy':>18}{'compile calls':>14}"
+              f"{'eval calls':>11}{'compile s':>10}{'eval s':>8}")
+        for row in report["arms"]:
+            if "skipped" in row:
+                print(f"{row['arm']:42}  skipped: {row['skipped']}")
+                continue
+            if split not in row:
+                continue
+            t, c = row[split], row["compile"]
+            lo, hi = t["success_ci"]
+            vs = [_vs(t.get("paired", {}), ref) for ref in ("zero-shot", "best")]
+            print(f"{row['arm']:42}{t['successes']:>5}/{t['n']:<3}{f'[{lo:.0%}, {hi:.0%}]':>14}{vs[0]:>18}{vs[1]:>18}"
+                  f"{c['lm_calls']:>14}{t['lm_calls']:>11}{c['seconds']:>10}{t['seconds']:>8}")
     for row in report["arms"]:
         if "skipped" not in row:
             print(f"  {row['arm']}: actor sees {row['actor_sees']}; critic sees {row['critic_sees']}"
                   + ("; compile budget ran out" if row.get("budget_exhausted") else ""))
+        if row.get("instructions_evolved"):
+            print(f"    evolved instruction: {one_line(row['evolved_instruction'], 200)}")
     print(f"{report['seconds']} s in all")
 
 

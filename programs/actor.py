@@ -7,8 +7,10 @@ import logging
 import dspy
 
 from purpose_dspy.errors import describe_bad_answer
-from purpose_dspy.programs.demo_selection import focused, nearest_demos, situation
+from purpose_dspy.programs import abstraction
+from purpose_dspy.programs.demo_selection import focused, scored_demos, situation
 from purpose_dspy.programs.retry import Rejected, predict_with_retries
+from purpose_dspy.programs.task_paths import TaskPaths
 from purpose_dspy.signatures.act import Act, ActDirect, constrain_action
 from purpose_dspy.types import State
 
@@ -57,6 +59,7 @@ class Actor(dspy.Module):
         self.retry_temperature = retry_temperature
         self.demos_per_call = demos_per_call
         self.demo_chars = demo_chars  # a pool demo's observation is shown `focused` on its action, this long at most
+        self.paths = TaskPaths()  # per train task, the path that worked (compiled; see programs/task_paths.py)
 
     @staticmethod
     def demo(
@@ -69,21 +72,49 @@ class Actor(dspy.Module):
             thought=thought, action=action,
         ).with_inputs(*Act.input_fields)
 
-    def demos_for(self, state: State, demos: list | None = None) -> list:
-        """This call's demos: the caller's own (e.g. a remembered step of this very task) first, then
-        the compiled pool's nearest to the state, `demos_per_call` of them."""
+    def demos_for(self, state: State, demos: list | None = None, avoid: tuple[str, ...] = (), purpose: str = "") -> list:
+        """This call's demos. The caller's own (a remembered step of this very task) are shown alone. Otherwise
+        pool demos of the same abstract situation whose action template names one valid action here, not one in
+        `avoid` (taken from this very state already: the agent is back), at most `demos_per_call`, the most
+        similar last (nearest the question); none when there are none or they point at different actions."""
+        if demos:
+            return list(demos)
+        here = abstraction.situation(purpose, state.valid_actions)
         query = situation({"observation": state.observation, "valid_actions": state.valid_actions}, self.SITUATION)
-        chosen = nearest_demos(self.act.demos, query, self.SITUATION, self.demos_per_call)
-        return list(demos or []) + [
-            demo.copy(observation=focused(str(demo.observation), str(demo.action), self.demo_chars)) for demo in chosen
-        ]
+        usable = []
+        for _, demo in scored_demos(self.act.demos, query, self.SITUATION):
+            p = str(demo.get("purpose", purpose))
+            action = abstraction.concrete(abstraction.template(str(demo.action), p), purpose, state.valid_actions)
+            if (abstraction.situation(p, demo.valid_actions) == here and action
+                    and not (avoid and match_action(action, avoid))):
+                usable.append((action, demo))
+        usable = usable[: self.demos_per_call]
+        if len({action for action, _ in usable}) != 1:
+            return []
+        return [demo.copy(observation=focused(str(demo.observation), str(demo.action), self.demo_chars))
+                for _, demo in reversed(usable)]
+
+    def dump_state(self, json_mode: bool = True) -> dict:
+        """DSPy's state of the predictor, plus the remembered paths (plain JSON) when there are any."""
+        state = super().dump_state(json_mode=json_mode)
+        if self.paths.paths:
+            state["paths"] = self.paths.model_dump(mode="json")
+        return state
+
+    def load_state(self, state: dict, **kwargs) -> Actor:
+        """DSPy's load, plus the paths (an artifact without them has none)."""
+        super().load_state(state, **kwargs)
+        self.paths = TaskPaths.model_validate(state["paths"]) if "paths" in state else TaskPaths()
+        return self
 
     def forward(
-        self, purpose: str, state: State, history: str = "", experience: str = "", demos: list | None = None
+        self, purpose: str, state: State, history: str = "", experience: str = "", demos: list | None = None,
+        avoid: tuple[str, ...] = (),
     ) -> dspy.Prediction:
-        """`experience`: memory and replay lines for this state; `demos`: extra examples for this call only."""
+        """`experience`: memory and replay lines for this state; `demos`: this call's only examples (default: the
+        pool's, see `demos_for`); `avoid`: actions taken from this very state already without progress."""
         signature = constrain_action(self.act.signature, state.valid_actions)
-        call_demos = self.demos_for(state, demos)
+        call_demos = self.demos_for(state, demos, avoid, purpose)
 
         def valid(pred: dspy.Prediction) -> tuple[str, str]:
             action = match_action(str(pred.action), state.valid_actions)

@@ -31,14 +31,17 @@ def situation(example: dspy.Example | dict, fields: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
-def nearest_demos(pool: Sequence[dspy.Example], query: str, fields: Sequence[str], k: int) -> list[dspy.Example]:
-    """The `k` demos of `pool` most similar to `query` (compared on `fields`), most similar first."""
-    if k <= 0 or not pool:
-        return []
+def scored_demos(pool: Sequence[dspy.Example], query: str, fields: Sequence[str]) -> list[tuple[float, dspy.Example]]:
+    """Every demo of `pool` with its similarity to `query` (compared on `fields`), most similar first."""
     wanted = shingles(query)
     scored = [(overlap(wanted, shingles(situation(demo, fields))), -i, demo) for i, demo in enumerate(pool)]
     scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
-    return [demo for _, _, demo in scored[:k]]
+    return [(score, demo) for score, _, demo in scored]
+
+
+def nearest_demos(pool: Sequence[dspy.Example], query: str, fields: Sequence[str], k: int) -> list[dspy.Example]:
+    """The `k` demos of `pool` most similar to `query` (compared on `fields`), most similar first."""
+    return [demo for _, demo in scored_demos(pool, query, fields)[:max(k, 0)]]
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -2,14 +2,17 @@
 
 After the Self-Taught Evaluator (arXiv 2408.02666): a judge learns to tell good judgments from
 bad ones on contrast pairs it did not need humans for. Here the LM only writes the words of the
-wrong judgment; Python sets its numbers and, where the flaw is about evidence, its evidence, so
-every wrong judgment is wrong by construction: it claims at least `MARGIN` more Φ than the honest
-judgment, and its evidence is what the flaw says it is. A bad LM answer falls back to a template.
+wrong judgment; Python sets its numbers and its evidence, so every wrong judgment is wrong by
+construction: it claims at least `MARGIN` more Φ than the honest judgment. An `ungrounded` one cites
+evidence in neither state (a flaw Python's checks catch); the others quote the states (the LM's quote
+if it is one, else the honest judgment's), so only their numbers and words are wrong and no evidence
+check can see it: they test the meta-judge's LM. A bad LM answer falls back to a template.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import dspy
 
@@ -83,12 +86,11 @@ class SelfTaughtEvaluator(dspy.Module):
             )
         evidence, reasoning, error = self._words(purpose, before, action, after, good, flaw)
         states = [before.observation, after.observation]
-        if flaw == "credits_intention":
-            evidence = action
-        elif flaw == "ungrounded" and (not evidence or evidence_in_states(evidence, states, min_chars=1)):
-            evidence = next((s for s in FABRICATED if not evidence_in_states(s, states)), FABRICATED[0])
-        elif not evidence:
-            evidence = good.evidence or action
+        if flaw == "ungrounded":
+            if not evidence or evidence_in_states(evidence, states, min_chars=1):
+                evidence = next((s for s in FABRICATED if not evidence_in_states(s, states)), FABRICATED[0])
+        elif not evidence_in_states(evidence, states):  # these flaws are in the numbers and words, not the quote
+            evidence = good.evidence or evidence or action
         target = {
             "inflated": max(good.phi_after, good.phi_before) + MARGIN,
             "sycophantic": good.phi_before + 4,
@@ -129,9 +131,10 @@ class SelfTaughtEvaluator(dspy.Module):
                     after=transition.after, good=transition.score, flaw=flaws[n % len(flaws)])
 
 
-def discrimination(meta_judge_keeps: list[tuple[bool, bool]]) -> float | None:
-    """Share of planted pairs where the judge kept the good judgment and rejected the wrong one;
-    each item is (kept_good, kept_wrong). None when there are no pairs."""
-    if not meta_judge_keeps:
+def discrimination(honest_kept: Sequence[bool], planted_kept: Sequence[bool]) -> float | None:
+    """How well a judge tells honest judgments from planted wrong ones: the lower of the share of honest
+    ones it kept and the share of planted ones it rejected, each measured on what the judge really did.
+    A judge that keeps everything or rejects everything scores 0. None unless both kinds were graded."""
+    if not honest_kept or not planted_kept:
         return None
-    return sum(1 for kept_good, kept_wrong in meta_judge_keeps if kept_good and not kept_wrong) / len(meta_judge_keeps)
+    return min(sum(map(bool, honest_kept)) / len(honest_kept), sum(not k for k in planted_kept) / len(planted_kept))

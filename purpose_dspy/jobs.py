@@ -1,10 +1,11 @@
 """The jobs behind `purpose-dspy compile`, `eval` and `demo`, as library calls.
 
 `compile_taskset` continues from the current promoted version of the artifact (its parent) when there
-is one, compiles on the train split with the dev split as the valset, and writes the next version
-through the promotion gate. `evaluate_artifact` runs a loaded artifact on a split of the task set it
-carries, actor-only unless asked for the critic (success is the environment's verdict, so Φ is not
-needed to evaluate). The CLI only parses flags and prints what these return.
+is one, compiles on the train split with the dev split as the valset, and writes what it built as the
+next version, promoted only if the compile's gate promoted it (`teleprompt/gate.py`).
+`evaluate_artifact` runs a loaded artifact on a split of the task set it carries, actor-only unless
+asked for the critic (success is the environment's verdict, so Φ is not needed to evaluate). The CLI
+only parses flags and prints what these return.
 """
 
 from __future__ import annotations
@@ -99,11 +100,14 @@ def compile_taskset(
     lms = lms or build_role_lms(lm_config, roles=COMPILE_ROLES)
     teleprompter = PurposeTeleprompter(lms, config, run_dir=run_dir)
     examples = dict(purpose=taskset.purpose, max_steps=taskset.max_steps)
-    program = teleprompter.compile(
+    teleprompter.compile(
         student,
         trainset=task_examples(limit(taskset.tasks("train"), train), **examples),
         valset=task_examples(limit(taskset.tasks("dev"), dev), **examples),
     )
+    # The version written is what the compile built, also when its gate refused it (compile then returned the
+    # parent): unpromoted, so the promoted version stays the parent and `artifacts show` can inspect this one.
+    program = teleprompter.candidate
     manifest = artifacts.save_artifact(
         out, artifacts.components_of(program, judge=teleprompter.judge), teleprompter.report,
         lms=describe_lms(lm_config, COMPILE_ROLES), taskset=taskset, taskset_bytes=taskset_path.read_bytes(),
@@ -123,13 +127,13 @@ def _compile_editor(taskset: TaskSet, taskset_path: Path, out: Path, *, lm_confi
         logger.info("continuing from the promoted %s/v%d", out, parent_version)
     lm = lm or build_role_lms(lm_config, roles=("editor",))["editor"]
     teleprompter = EditorTeleprompter(lm, config, run_dir=run_dir)
-    program = teleprompter.compile(
+    teleprompter.compile(
         student, trainset=writing_examples(limit(tasks_of(taskset, "train"), train)),
         valset=writing_examples(limit(tasks_of(taskset, "dev"), dev)),
     )
-    manifest = artifacts.save_artifact(
-        out, {"editor": program}, teleprompter.report, lms=describe_lms(lm_config, ("editor",)), taskset=taskset,
-        taskset_bytes=taskset_path.read_bytes(), parent_version=parent_version,
+    manifest = artifacts.save_artifact(  # what the compile built, refused by its gate or not (see compile_taskset)
+        out, {"editor": teleprompter.candidate}, teleprompter.report, lms=describe_lms(lm_config, ("editor",)),
+        taskset=taskset, taskset_bytes=taskset_path.read_bytes(), parent_version=parent_version,
     )
     return CompileOutcome(manifest=manifest, report=teleprompter.report, path=out / f"v{manifest.version}")
 

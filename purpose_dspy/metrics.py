@@ -176,6 +176,19 @@ def sign_test(wins: int, losses: int) -> float:
     return round(min(1.0, 2 * tail), 4)
 
 
+def sign_test_greater(wins: int, losses: int) -> float:
+    """Exact one-sided sign test: P(X >= wins) for X ~ Binomial(wins + losses, 1/2), unrounded.
+
+    The chance, if the candidate were no better than the parent, that it would gain at least `wins` of
+    the discordant pairs: 1.0 with none, 0.5**k for k wins and no loss (5-0: 0.03125, 3-0: 0.125).
+    Swap the arguments to test "worse".
+    """
+    if wins < 0 or losses < 0:
+        raise ValueError(f"wins and losses are counts (>= 0), got {wins}, {losses}")
+    n = wins + losses
+    return sum(math.comb(n, i) for i in range(wins, n + 1)) / 2**n
+
+
 def paired(candidate: SplitMetrics, parent: SplitMetrics) -> PairedComparison:
     """Compare on the tasks present in both (matched by task id)."""
     theirs = {t.task_id: t for t in parent.tasks}

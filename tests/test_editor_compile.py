@@ -41,10 +41,14 @@ def test_compile_keeps_the_student_and_labels_demos_by_the_verifier():
     student = Editor(max_iterations=3)
     state_before = json.dumps(student.dump_state(), sort_keys=True)
     tp = EditorTeleprompter(lm, CompileConfig(progress=False))
-    program = tp.compile(student, trainset=writing_examples(train), valset=writing_examples(dev))
+    returned = tp.compile(student, trainset=writing_examples(train), valset=writing_examples(dev))
     assert json.dumps(student.dump_state(), sort_keys=True) == state_before  # never mutated
     report = tp.report
     assert report.train.successes == len(train) and report.after.successes == len(dev)
+    # Both solve every dev task: a tie, so the gate kept the parent; what the compile built is `candidate`.
+    assert not report.gate.promoted and "a tie" in report.gate.reason
+    assert returned is not student and not returned.draft.demos and returned._compiled
+    program = tp.candidate
     # Accepted answers become draft demos; each one meets its task's constraints.
     by_text = {t.text(): t for t in train}
     assert program.draft.demos and all(by_text[d.task].passes(d.output) for d in program.draft.demos)
@@ -95,11 +99,13 @@ def test_compiled_editor_artifact_round_trip(tmp_path):
     out = tmp_path / "compiled" / "constrained-writing"
     outcome = compile_taskset(TASKSET, out, lm_config=load_lm_config(model="local/smollm2-135m"),
                               config=CompileConfig(progress=False), train=4, dev=2, lms={"editor": lm})
-    assert outcome.manifest.gate.promoted and set(outcome.manifest.components) == {"editor"}
-    agent = artifacts.load(out)
+    # A tie on 2 dev seeds (both pass): written unpromoted, with what the compile built, for a look.
+    assert not outcome.manifest.gate.promoted and set(outcome.manifest.components) == {"editor"}
+    assert artifacts.promoted_stack(out) == []
+    agent = artifacts.load(f"{out}@v1")
     assert agent.is_editor and agent.program.draft.demos and agent.program.critique.demos
     assert [d.toDict() for d in agent.program.critique.demos] == [
-        d.toDict() for d in artifacts.load(out).program.critique.demos]
+        d.toDict() for d in artifacts.load(f"{out}@v1").program.critique.demos]
     task = tasks_of(load_taskset(TASKSET), "test")[0]
     result = agent.edit(task, lm=lm)
     assert result.passed and task.passes(result.output)

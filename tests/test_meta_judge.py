@@ -8,7 +8,14 @@ from dspy.utils.dummies import DummyLM
 from purpose_dspy import Task, make_env
 from purpose_dspy.errors import UsageError
 from purpose_dspy.programs import (
-    FLAWS, MetaJudge, SelfTaughtEvaluator, applicable_flaws, discrimination, failure_pattern, render_judgment,
+    FLAWS,
+    MetaJudge,
+    SelfTaughtEvaluator,
+    applicable_flaws,
+    discrimination,
+    failure_pattern,
+    judgment_checks,
+    render_judgment,
 )
 from purpose_dspy.safeguards.evidence import evidence_in_states
 from purpose_dspy.types import Action, PurposeScore, State, Trajectory, Transition
@@ -113,10 +120,10 @@ def test_each_flaw_is_wrong_by_construction(flaw, answers):
     wrong = pred.wrong
     assert pred.flaw == flaw and (pred.error is None) == (answers == [COPIED])
     assert wrong.delta >= good.delta + 3 and wrong.reasoning
-    if flaw == "credits_intention":
-        assert wrong.evidence == "south"
     if flaw == "ungrounded":  # even when the LM copied real text from a state
         assert not evidence_in_states(wrong.evidence, STATES)
+    else:  # the other flaws quote the states: no evidence check can see them
+        assert evidence_in_states(wrong.evidence, STATES)
     if flaw == "inflated":
         assert wrong.phi_after == min(10, max(good.phi_after + 3, good.phi_before + 3))
     if flaw == "sycophantic":
@@ -151,9 +158,21 @@ def test_plant_commits_each_applicable_flaw_in_turn_and_refuses_unusable_steps()
             ste.plant(traj, 2, 0)  # step 2 has no action
 
 
-def test_discrimination_is_the_share_of_pairs_told_apart():
-    assert discrimination([]) is None
-    assert discrimination([(True, False), (True, True), (False, False), (True, False)]) == 0.5
+@pytest.mark.parametrize("answers", [[COPIED], [{"evidence": "The treasure chest is open now."}]], ids=["quote", "made-up"])
+def test_flaws_other_than_ungrounded_pass_every_python_check_where_progress_is_unknown(answers):
+    """Those are the ones only the meta-judge's LM can catch, so they are what its trust is measured on."""
+    flat = GOOD.model_copy(update={"phi_after": GOOD.phi_before})
+    for flaw in FLAWS:
+        wrong = write(flaw, answers * 2, flat).wrong
+        assert all(judgment_checks(BEFORE, AFTER, wrong).values()) is (flaw != "ungrounded"), flaw
+
+
+def test_discrimination_cannot_be_won_by_keeping_or_rejecting_everything():
+    assert discrimination([], [False]) is None and discrimination([True], []) is None
+    assert discrimination([True] * 4, [True] * 4) == 0.0  # keeps everything
+    assert discrimination([False] * 4, [False] * 4) == 0.0  # rejects everything
+    assert discrimination([True, True, True, False], [False, False, True, True]) == 0.5
+    assert discrimination([True, True], [False, False]) == 1.0
 
 
 def test_render_judgment_shows_numbers_and_words_but_not_flags():

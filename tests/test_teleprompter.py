@@ -42,12 +42,23 @@ def test_compile_keeps_dspy_contract_and_never_mutates_the_student():
     program = tp.compile(student, trainset=TRAIN, valset=VAL)
     assert json.dumps(student.dump_state(), sort_keys=True, default=str) == state
     assert program is not student and program._compiled
-    assert program.actor.act.demos and not student.actor.act.demos
+    assert len(tp.candidate.actor.paths) > 0 and not student.actor.paths.paths
+
+
+def test_every_solved_train_task_gets_its_path_and_no_maze_step_holds_across_tasks():
+    tp, _, _ = compile_once()
+    program = tp.candidate  # what the compile built (the gate may have returned the parent)
+    solved = {t.task_id for t in tp.report.train.tasks if t.success}
+    assert solved and solved <= set(program.actor.paths.paths)  # later rounds may solve more
+    for path in program.actor.paths.paths.values():
+        assert len({s.observation for s in path.steps}) == len(path.steps)  # loop-erased
+    # every maze differs, so no (state, action) is supported by two train tasks: no cross-task demo
+    assert not program.actor.act.demos and not [d for d in tp.report.demos if d.component == "actor"]
 
 
 def test_actor_demos_come_from_successful_trajectories_with_provenance():
-    tp, program, _ = compile_once()
-    report = tp.report
+    tp, _, _ = compile_once(min_support=1)
+    program, report = tp.candidate, tp.report
     actor_sources = [d for d in report.demos if d.component == "actor"]
     assert len(actor_sources) == len(program.actor.act.demos) > 0
     train_ids = {t.trajectory_id for t in report.train.tasks if t.success}
@@ -60,7 +71,7 @@ def test_actor_demos_come_from_successful_trajectories_with_provenance():
 
 
 def test_valset_evaluations_run_the_actor_only_and_train_rollouts_keep_the_critic():
-    tp, _, _ = compile_once()
+    tp, _, _ = compile_once(rounds=0)
     report = tp.report
     for valset_run in (report.before, report.after):
         assert not valset_run.phi_scored and set(valset_run.by_role) == {"actor"}
@@ -70,22 +81,24 @@ def test_valset_evaluations_run_the_actor_only_and_train_rollouts_keep_the_criti
 
 
 def test_each_call_sees_the_nearest_demos_not_a_fixed_list():
-    _, program, _ = compile_once()
+    tp, _, _ = compile_once(min_support=1)
+    program = tp.candidate
+    program.actor.demos_per_call = 1  # several would disagree: none shown
     env = make_env("treasure-maze")
     seen = []
-    for task in TS.tasks("test")[:4]:
+    for task in TS.tasks("train")[:4]:
         state = env.reset(task)
         chosen = program.actor.demos_for(state)
-        assert len(chosen) == program.actor.demos_per_call
+        assert len(chosen) <= program.actor.demos_per_call
         seen.append(tuple(d["observation"] for d in chosen))
     assert len(set(seen)) > 1  # different states, different demos
-    # a state that is in the pool gets its own demo first
+    # a state that is in the pool gets its own demo, last (nearest the question)
     first = program.actor.act.demos[0]
     state = State(observation=first["observation"], valid_actions=tuple(first["valid_actions"]))
-    assert program.actor.demos_for(state)[0]["observation"] == first["observation"]
-    # the caller's own demos (a remembered step of this task) come before the pool's
+    assert program.actor.demos_for(state)[-1]["observation"] == first["observation"]
+    # the caller's own demos (a remembered step of this task) are shown alone
     mine = program.actor.act.demos[-1]
-    assert program.actor.demos_for(state, [mine])[0] is mine
+    assert program.actor.demos_for(state, [mine]) == [mine]
 
 
 def test_budget_is_never_exceeded():
@@ -139,14 +152,17 @@ def test_a_different_compile_in_the_same_run_dir_starts_fresh(tmp_path):
     assert again.report.run_dir == first.report.run_dir and again.report.resumed_units > 0
 
 
-def test_planted_wrong_judgments_are_rejected_even_when_the_judge_lm_keeps_everything():
+def test_a_judge_lm_that_keeps_everything_is_not_trusted_and_the_checks_still_reject():
     tp, _, _ = compile_once()
     judge = tp.report.judge
     assert judge["planted_wrong"] > 0
     # The rule judge LM says "keep" to everything; the Python checks still reject every planted one
-    # whose flaw they can see (ungrounded evidence, intentions quoted as evidence...).
+    # whose flaw they can see (ungrounded evidence), and the ones they miss show the LM cannot tell.
     assert judge["planted_rejected"] >= 1
-    assert judge["lm_grades_trusted"] == (judge["discrimination"] >= 0.75)
+    assert judge["planted_uncaught"] > 0 and judge["planted_rejected_by_lm"] == 0
+    assert judge["honest_kept_by_lm"] == judge["honest_graded"] > 0
+    assert judge["lm_grades_trusted"] is False and judge["discrimination"] == 0.0
+    assert judge["why"].startswith("untrusted: rejected 0/")
 
 
 def test_loop_erasure_cuts_detours():

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from purpose_dspy.artifacts.fingerprint import fingerprint_differences
 from purpose_dspy.errors import ArtifactError, UsageError
-from purpose_dspy.metrics import PairedComparison, SplitMetrics
+from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.teleprompt.base import DemoSource
+from purpose_dspy.teleprompt.gate import GateDecision
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -30,12 +31,9 @@ class ComponentEntry(BaseModel):
         "so a load rebuilds the same signature; None: written before settings were recorded (reasoning was on).")
 
 
-class Gate(BaseModel):
-    """The promotion gate's decision, made once when the version is written."""
-
-    promoted: bool
-    reason: str
-    comparison: PairedComparison | None = None
+# The promotion gate's decision, made by the compile (`teleprompt/gate.py`) and kept in the manifest. Versions
+# written before it tested carry only promoted, reason and comparison (p_value and alpha None).
+Gate = GateDecision
 
 
 class Manifest(BaseModel):

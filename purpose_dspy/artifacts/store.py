@@ -52,7 +52,6 @@ from purpose_dspy.artifacts.manifest import (
 )
 from purpose_dspy.artifacts.versions import _log_promotion, _next_version, resolve
 from purpose_dspy.errors import ArtifactError, StaleArtifactError
-from purpose_dspy.metrics import paired
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.tasksets import TaskSet
 from purpose_dspy.teleprompt.base import CompileReport
@@ -75,10 +74,13 @@ def save_artifact(
     taskset_bytes: bytes | None = None,
     parent_version: int | None = None,
 ) -> Manifest:
-    """Write the next version under `root` (atomically: a temp dir renamed into place) and apply the gate.
+    """Write the next version under `root` (atomically: a temp dir renamed into place), promoted if the compile's
+    gate promoted it.
 
-    Gate: promoted when the compiled program solved at least as many valset tasks as its parent (the
-    compile's "before" run, on the same seeds); otherwise kept unpromoted, with the reason.
+    The decision is the compile's (`report.gate`, see `teleprompt/gate.py`: more paired dev seeds gained than
+    lost and a one-sided sign test p <= alpha), recorded as it was; a report without one (no valset) is kept
+    unpromoted for a human to promote. `components` are what the compile built (a teleprompter's `candidate`),
+    also when the gate refused them, so the version can still be inspected.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -153,14 +155,11 @@ def _write_version(root: Path, manifest: Manifest, blobs: dict[str, bytes]) -> i
 
 
 def _gate(report: CompileReport) -> Gate:
-    if report.before is None or report.after is None:
-        return Gate(promoted=False, reason="no valset evaluation to compare with the parent; promote by hand after a look")
-    comparison = paired(report.after, report.before)
-    if comparison.n == 0:
-        return Gate(promoted=False, reason="the valset runs share no task (budget?); promote by hand", comparison=comparison)
-    if comparison.not_worse:
-        return Gate(promoted=True, reason=f"not worse than the parent: {comparison.describe()}", comparison=comparison)
-    return Gate(promoted=False, reason=f"worse than the parent: {comparison.describe()}", comparison=comparison)
+    """The compile's own decision; none (no valset, so the gate did not run): not promoted."""
+    if report.gate is None:
+        return Gate(promoted=False, reason="the compile's gate did not run (no valset evaluation to compare with the "
+                    "parent); promote by hand after a look")
+    return Gate.model_validate(report.gate.model_dump())
 
 
 def promote(ref: str | Path, reason: str = "by operator") -> int:

@@ -30,7 +30,9 @@ def _compile_options(command: Any) -> Any:
         click.option("--explore", default=0.3, show_default=True, type=click.FloatRange(0, 1),
                      help="Exploration rate of the train rollouts."),
         click.option("--train", "n_train", default=None, type=click.IntRange(1), help="Use only the first N train seeds."),
-        click.option("--dev", "n_dev", default=None, type=click.IntRange(1), help="Use only the first N dev seeds."),
+        click.option("--dev", "n_dev", default=20, show_default=True, type=click.IntRange(1), help=(
+            "Gate on the first N dev seeds. Each runs twice (parent and compiled), so a bigger N makes the compile "
+            "slower; with fewer than 4 the gate (alpha 0.1) can never promote.")),
         click.option("--run-dir", default=".purpose-dspy-runs", show_default=True, type=click.Path(file_okay=False),
                      help="Checkpoints: the same compile run again resumes where it stopped."),
     )):
@@ -53,8 +55,14 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
     Rolls the agent out on the train split, keeps step demos from its best successful runs, calibrates
     the critic through the meta-judge, distils memory cards, and evaluates on the dev split against
     the parent (the current promoted version, or the zero-shot agent). The new version is promoted
-    only if it is not worse on the same dev seeds (successes; the dev runs call the actor only, the
-    train rollouts the critic too). --json reports calls and tokens per role under by_role.
+    only if, on the same dev seeds, it solved more of the seeds where the two differ than it lost and
+    a one-sided exact sign test gives p <= 0.1. A tie, a worse result or too few differing seeds
+    keeps the parent (it takes at least 4 gained and none lost). The compiled agent runs on the first
+    5 dev seeds first and stops there if it lost 2 more than it gained. A refused version is still
+    written, unpromoted, for `artifacts show`. The dev runs call the actor only, the train rollouts
+    the critic too. The 20 default dev seeds make a compile slower than a few would: each seed runs
+    twice (parent and compiled). --json reports calls and tokens per role under by_role, and the
+    gate's figures under gate (wins, losses, p_value, alpha).
 
     A writing task set (env "writing:constrained") compiles the editor instead: accepted answers
     become draft demos, verifier-labelled critiques and score-raising refinements become the
@@ -80,6 +88,7 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
     if as_json:
         click.echo(json.dumps({
             "path": str(outcome.path), "version": m.version, "promoted": m.gate.promoted, "reason": m.gate.reason,
+            "gate": _gate_figures(r.gate),
             "before": _brief(r.before), "after": _brief(r.after), "train": _brief(r.train),
             "demos": {name: c.demos for name, c in m.components.items()}, "judge": r.judge,
             "memory_cards": len(r.memory_cards), "lm_calls": r.lm_calls, "tokens": r.tokens, "by_role": r.by_role,
@@ -90,13 +99,34 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
     for label, metrics in (("train rollouts", r.train), ("dev: parent", r.before), ("dev: compiled", r.after)):
         if metrics is not None:
             click.echo(_metrics_row(label, metrics))
-    click.echo(f"\nwrote {outcome.path}: {'promoted' if m.gate.promoted else 'NOT promoted'} ({m.gate.reason})")
+    click.echo(f"\ngate: {_gate_line(r.gate)}")
+    click.echo(f"wrote {outcome.path}: {'promoted' if m.gate.promoted else 'NOT promoted'} ({m.gate.reason})")
     click.echo(f"demos: {', '.join(f'{n} {sum(c.demos.values())}' for n, c in m.components.items())}; "
                f"memory cards {len(r.memory_cards)}; {r.lm_calls} LM calls, {r.tokens} tokens, {r.seconds:.0f}s")
 
 
 def _brief(m: Any) -> dict[str, Any] | None:
     return None if m is None else m.model_dump(mode="json", exclude={"tasks"})
+
+
+def _gate_figures(gate: Any) -> dict[str, Any]:
+    """The gate's decision as numbers (`ran` false: no dev evaluation, nothing decided)."""
+    if gate is None:
+        return {"ran": False}
+    c = gate.comparison
+    return {"ran": True, "promoted": gate.promoted, "paired": c.n if c else 0, "wins": c.wins if c else 0,
+            "losses": c.losses if c else 0, "p_value": gate.p_value, "alpha": gate.alpha,
+            "stopped_early": gate.stopped_early}
+
+
+def _gate_line(gate: Any) -> str:
+    f = _gate_figures(gate)
+    if not f["ran"]:
+        return "did not run (no dev evaluation)"
+    p = "-" if f["p_value"] is None else f"{f['p_value']:.4g}"
+    early = ", stopped after the first stage" if f["stopped_early"] else ""
+    return (f"{f['wins']} gained, {f['losses']} lost of {f['paired']} paired dev seeds, one-sided p = {p} "
+            f"(alpha {f['alpha']:g}){early}")
 
 
 @click.command("eval")
@@ -142,7 +172,8 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
 @click.option("--taskset", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Task set [default: the treasure-maze one shipped with purpose-dspy].")
 @click.option("--train", "n_train", default=6, show_default=True, type=click.IntRange(1), help="Train seeds rolled out.")
-@click.option("--dev", "n_dev", default=4, show_default=True, type=click.IntRange(1), help="Dev seeds for the promotion gate.")
+@click.option("--dev", "n_dev", default=4, show_default=True, type=click.IntRange(1),
+              help="Dev seeds for the promotion gate (4 promotes only a 4-0 sweep; the test runs use the version anyway).")
 @click.option("--test", "n_test", default=6, show_default=True, type=click.IntRange(1), help="Test seeds, before and after.")
 @click.option("--max-lm-calls", default=1500, show_default=True, type=click.IntRange(1), help="Budget of the compile.")
 @click.option("--png", default="demo-learning-curve.png", show_default=True, type=click.Path(dir_okay=False),

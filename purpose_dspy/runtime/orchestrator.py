@@ -10,6 +10,7 @@ every step is unscored (an evaluation judges by the environment's success, not b
 
 from __future__ import annotations
 
+import inspect
 import random
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.runtime.trace import traced_copy
 from purpose_dspy.safeguards import CriticGuard, PhiStore
+from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.text import one_line
 from purpose_dspy.types import (
     Action,
@@ -189,21 +191,44 @@ class Orchestrator:
         )
 
     def act(self, run: RunState) -> dspy.Prediction:
-        """The actor's choice, informed by experience; or, with probability `explore`, an untried action."""
+        """The actor's choice, informed by experience; or, with probability `explore`, an untried action.
+
+        A state on the compiled path of this very task is shown that step as its only demo (and is not explored)."""
         history = self._history(run)
         advice = self._advise(run, history)
+        remembered = self._remembered(run, history)
         untried = advice.recall.untried if advice.recall else run.state.valid_actions
-        if self.config.explore and untried and not advice.knows_a_path and run.rng.random() < self.config.explore:
+        if (self.config.explore and untried and not advice.knows_a_path and not remembered
+                and run.rng.random() < self.config.explore):
             run.memory.explored += 1
             return dspy.Prediction(action=run.rng.choice(untried), thought="exploring: never tried here", error=None)
+        # Our Actor leaves out pool demos of actions already taken from this very state; an actor of the user's
+        # own whose forward has no `avoid` is called as before.
+        extra = {"avoid": self._tried_here(run)} if "avoid" in inspect.signature(self.agent.actor.forward).parameters else {}
         with self._role(run, "actor"):
             decision = self.agent.actor(
                 purpose=run.trajectory.purpose, state=run.state, history=history,
-                experience=advice.text, demos=advice.demos or None,
+                experience=advice.text, demos=remembered or advice.demos or None, **extra,
             )
         if advice.best is not None and decision.action == advice.best:
             run.memory.followed += 1
         return decision
+
+    def _remembered(self, run: RunState, history: str) -> list[dspy.Example]:
+        """The compiled step of this very task from this very state, as a one-demo list (else empty)."""
+        actor = self.agent.actor
+        paths = getattr(actor, "paths", None)
+        step = paths.step(run.trajectory.task.task_id, run.state, run.guard.volatile) if paths and run.guard else None
+        if step is None:
+            return []
+        return [actor.demo(run.trajectory.purpose, run.state, step.action, thought=paths.thought(step), history=history)]
+
+    def _tried_here(self, run: RunState) -> tuple[str, ...]:
+        """Actions already taken from this very state in this run (the agent is back: they led nowhere)."""
+        volatile = run.guard.volatile if run.guard else ()
+        here = canonical_text(run.state.observation, volatile)
+        return tuple(dict.fromkeys(t.action.text for t in run.trajectory.steps
+                                   if t.action and canonical_text(t.before.observation, volatile) == here))
 
     def _advise(self, run: RunState, history: str) -> Advice:
         if self.experience is None:

@@ -1,10 +1,10 @@
 """Compiling: the agent's and the editor's teleprompters (DSPy's `compile(student, *, trainset, valset)`),
 their shared budget, report and bookkeeping, and the checkpoint that makes a compile resumable."""
 
+from purpose_dspy.teleprompt.actor_demos import loop_erased
 from purpose_dspy.teleprompt.agent import (
            CompileConfig,
            PurposeTeleprompter,
-           loop_erased,
            task_examples,
 )
 from purpose_dspy.teleprompt.base import BudgetConfig, CompileReport, DemoSource
@@ -13,6 +13,7 @@ from purpose_dspy.teleprompt.editor import (
            EditorTeleprompter,
            writing_examples,
 )
+from purpose_dspy.teleprompt.gate import GateConfig, GateDecision
 
 __all__ = ["BudgetConfig", "CompileConfig", "CompileReport", "DemoSource", "EditorCompileConfig", "EditorTeleprompter",
-           "PurposeTeleprompter", "loop_erased", "task_examples", "writing_examples"]
+           "GateConfig", "GateDecision", "PurposeTeleprompter", "loop_erased", "task_examples", "writing_examples"]

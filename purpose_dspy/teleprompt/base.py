@@ -1,8 +1,9 @@
 """What both teleprompters share: the budget settings, the report, and the compile's prologue and bookkeeping.
 
 A subclass writes its phases; `BudgetedTeleprompter` gives it the job's checkpoint, LM budget and
-report (`_start`), records each phase's LM calls (`_record_phase`), names the job by a hash of what
-determines it (`_job_hash`) and reads the task out of an example (`_task_of`).
+report (`_start`), records each phase's LM calls (`_record_phase`), runs the last phase through the
+promotion gate (`_final`; the parent is returned when the gate refuses: `_gated`), names the job by a
+hash of what determines it (`_job_hash`) and reads the task out of an example (`_task_of`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from purpose_dspy.errors import UsageError
 from purpose_dspy.metrics import SplitMetrics, summed_by_role
 from purpose_dspy.runtime.budget import LMBudget
 from purpose_dspy.teleprompt.checkpoint import Checkpoint
+from purpose_dspy.teleprompt.gate import GateConfig, GateDecision, staged
 from purpose_dspy.types import LMCall, usage_by_role
 
 T = TypeVar("T", bound=BaseModel)
@@ -38,6 +40,9 @@ class BudgetConfig(BaseModel):
     num_threads: int = Field(1, gt=0, description="Rollouts run at once (one environment per thread).")
     seed: int = Field(0, description="Seeds exploration and every sample the compile draws.")
     progress: bool = Field(True, description="Show progress bars (stderr).")
+    gate: GateConfig = Field(default_factory=GateConfig, description=(
+        "When the compiled program may replace its parent (the student) and when its valset run stops early; "
+        "`compile` returns a copy of the student when the gate refuses (the refused program: `candidate`)."))
 
 
 class DemoSource(BaseModel):
@@ -56,6 +61,8 @@ class CompileReport(BaseModel):
     before: SplitMetrics | None = None
     after: SplitMetrics | None = None
     train: SplitMetrics | None = None
+    gate: GateDecision | None = Field(
+        None, description="The promotion gate's decision; None: there was no valset, the gate did not run.")
     demos: list[DemoSource] = Field(default_factory=list)
     judge: dict[str, Any] = Field(default_factory=dict)
     memory_cards: list[dict[str, Any]] = Field(default_factory=list)
@@ -83,6 +90,7 @@ class BudgetedTeleprompter(Teleprompter):
     config: BudgetConfig
     run_dir: Path | None
     report: CompileReport
+    candidate: dspy.Module | None = None  # the program the last compile built, promoted or not
 
     def _start(self, job: str, trainset: list[dspy.Example], helper: str) -> tuple[Checkpoint, LMBudget, CompileReport]:
         """The prologue of every compile: check the trainset, open the job's checkpoint, a fresh budget and report.
@@ -103,15 +111,31 @@ class BudgetedTeleprompter(Teleprompter):
             self.report.before = evaluate()
             budget.hold(self.report.before.lm_calls)  # the final evaluation will cost about as much
 
-    def _final(self, evaluate: Callable[[], SplitMetrics], valset: list[dspy.Example] | None, budget: LMBudget,
-               started: float) -> None:
-        """The last phase: the compiled program on the valset, with what was held back; then the closing figures."""
+    def _final(self, evaluate: Callable[[list[dspy.Example]], SplitMetrics], valset: list[dspy.Example] | None,
+               budget: LMBudget, started: float) -> None:
+        """The last phase: the compiled program on (part of) the valset, with what was held back, and the gate's
+        decision against the baseline (`gate.staged`: the first stage, then the rest unless clearly worse);
+        then the closing figures. `evaluate(examples)` runs the compiled program on those valset examples."""
         budget.release()
-        if valset:
-            self.report.after = evaluate()
-            logger.info("valset before: %s", self.report.before.row() if self.report.before else "-")
+        if valset and self.report.before is not None:
+            self.report.after, self.report.gate = staged(evaluate, valset, self.report.before, self.config.gate)
+            logger.info("valset before: %s", self.report.before.row())
             logger.info("valset after:  %s", self.report.after.row())
+            logger.info("gate: %s", self.report.gate.reason)
         self.report.finish(budget, started)
+
+    def _gated(self, program: dspy.Module, student: dspy.Module) -> dspy.Module:
+        """What `compile` returns: `program`, unless the gate refused it; then a copy of the student (the parent),
+        with `program` kept on `self.candidate` for a caller to inspect or save unpromoted."""
+        program._compiled = True
+        self.candidate = program
+        gate = self.report.gate
+        if gate is None or gate.promoted:
+            return program
+        logger.warning("the compiled program was refused, compile returns the parent: %s", gate.reason)
+        parent = student.deepcopy()
+        parent._compiled = True
+        return parent
 
     def _record_phase(self, phase: str, calls: list[LMCall], seconds: float | None = None) -> None:
         """Add a phase's LM calls, tokens and seconds (default: the calls' own latency) to the report, and its
@@ -124,7 +148,8 @@ class BudgetedTeleprompter(Teleprompter):
 
     def _job_hash(self, job: dict[str, Any]) -> str:
         """A name for everything that determines the compile's results (with the config, minus how it shows)."""
-        job = {**job, "config": self.config.model_dump(exclude={"progress", "num_threads"})}
+        # The gate decides from the episodes only: another alpha reuses the checkpoint (and old job names stay).
+        job = {**job, "config": self.config.model_dump(exclude={"progress", "num_threads", "gate"})}
         return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 

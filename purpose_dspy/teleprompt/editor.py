@@ -11,7 +11,8 @@
                 what a program measured (never the LM's claim), the critique lists the measured
                 failures; passing and failing outputs alternate, most accurate critiques first;
 5. **refine**   refinements that raised the composite, biggest gain first;
-6. **after**    the compiled editor on the valset, no archive.
+6. **after**    the compiled editor on the valset, no archive, through the promotion gate (`gate.py`): when
+                it is not shown better than the student, `compile` returns a copy of the student.
 
 The verifier plays the meta-judge's part here: whatever a program can check is checked, and the LM's
 claims are only scored against it (`report.judge`: the critique's claim accuracy). One LM-call budget
@@ -103,10 +104,9 @@ class EditorTeleprompter(BudgetedTeleprompter):
                     len(program.draft.demos), len(program.critique.demos), len(program.refine.demos),
                     f"{report.judge['accuracy']:.0%}" if report.judge["accuracy"] is not None else "never")
 
-        # 6. the compiled editor on the valset
-        self._final(lambda: self._evaluate("after", program, valset, budget, ckpt, per_task), valset, budget, started)
-        program._compiled = True
-        return program
+        # 6. the compiled editor on the valset, in stages, through the gate (refused: the parent is returned)
+        self._final(lambda part: self._evaluate("after", program, part, budget, ckpt, per_task), valset, budget, started)
+        return self._gated(program, student)
 
     # -- phases --------------------------------------------------------------------------------
     def _run(self, phase: str, editor: Editor, examples: list[dspy.Example], budget: LMBudget, ckpt: Checkpoint,
