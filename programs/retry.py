@@ -4,9 +4,10 @@ Why a helper: DSPy caches LM calls on the request, including `rollout_id`, so as
 same settings returns the very answer that failed. A retry therefore samples at `retry_temperature`
 with a fresh `rollout_id` (the attempt number): a new answer, not a cached copy of the failure.
 
-A bad answer is one DSPy cannot parse (`AdapterParseError`), or one the caller's `validate` rejects,
-either by raising one of the `catch` exceptions (e.g. pydantic's ValidationError, a ValueError) or by
-raising `Rejected(message)`, whose message is recorded as is. Bad answers never raise out of here:
+A bad answer is one DSPy cannot parse (`AdapterParseError`, or a decoder failure of `UNDECODABLE` such
+as the `RecursionError` of JSON nested deeper than the interpreter's limit), or one the caller's
+`validate` rejects, either by raising one of the `catch` exceptions (e.g. pydantic's ValidationError,
+a ValueError) or by raising `Rejected(message)`, whose message is recorded as is. Bad answers never raise out of here:
 after `attempts` tries the caller gets `None` and the reasons joined with "; ", and decides what to
 record (each program logs and returns its own fallback).
 """
@@ -22,6 +23,10 @@ from dspy.utils.exceptions import AdapterParseError
 from purpose_dspy.errors import describe_bad_answer
 
 T = TypeVar("T")
+
+# Decoder failures that are not ValueErrors: an answer nested ~1,000 deep (a looping model, or an attacker's
+# endpoint) makes json.loads inside the adapter raise RecursionError. Always a bad answer, whatever `catch` says.
+UNDECODABLE: tuple[type[BaseException], ...] = (RecursionError,)
 
 
 class Rejected(Exception):
@@ -51,8 +56,8 @@ def predict_with_retries(
     - error: None on success, else every attempt's reason joined with "; ".
     - attempts_used: the attempt that succeeded (1-based), else `attempts`.
 
-    `catch` exceptions from the call or from `validate` are described with `describe`; a `Rejected` from
-    `validate` is recorded by its message. Anything else propagates (a bug, not a bad answer).
+    `catch` and `UNDECODABLE` exceptions from the call or from `validate` are described with `describe`; a
+    `Rejected` from `validate` is recorded by its message. Anything else propagates (a bug, not a bad answer).
     """
     errors: list[str] = []
     for attempt in range(attempts):
@@ -64,6 +69,9 @@ def predict_with_retries(
             continue
         except catch as exc:
             errors.append(describe(exc))
+            continue
+        except UNDECODABLE as exc:
+            errors.append(describe(ValueError(f"answer nested too deeply to decode ({type(exc).__name__})")))
             continue
         return value, None, attempt + 1
     return None, "; ".join(errors), attempts

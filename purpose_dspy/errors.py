@@ -12,7 +12,9 @@
   by the orchestrator, never by users.
 
 Model misbehaviour (unparsable output, an invalid action) is *not* an exception here: it is retried,
-then recorded on the step.
+then recorded on the step. That includes an answer nested too deeply to decode (a `RecursionError`).
+An endpoint's misbehaviour is: silence past the request timeout, or a reply that is not a chat
+completion (no `choices`), ends the run as `LMUnavailableError`.
 """
 
 from __future__ import annotations

@@ -193,13 +193,16 @@ class DemoOutcome:
     after: SplitMetrics
     compiled: CompileOutcome
     seconds: float
+    train_before: SplitMetrics | None = None  # the train tasks run again: zero-shot
+    train_after: SplitMetrics | None = None  # the train tasks run again: the compiled version
 
 
 def run_demo(taskset_path: Path | None, out: str | Path, *, train: int, dev: int, test: int, max_lm_calls: int,
              run_dir: str | Path) -> DemoOutcome:
-    """`purpose-dspy demo`: the zero-shot agent on test, a compile (gated on dev), the compiled agent on test.
+    """`purpose-dspy demo`: the zero-shot agent on test and on the train tasks, a compile (gated on dev), the
+    compiled version (promoted or not) on the same test seeds and the same train tasks run again.
 
-    Both test evaluations are actor-only (success is the environment's); the compile's train rollouts score Φ."""
+    Every evaluation is actor-only (success is the environment's); the compile's train rollouts score Φ."""
     path = taskset_path or Path(__file__).resolve().parent.parent / "tasksets" / "treasure-maze.toml"
     if not path.exists():
         raise UsageError(f"{path} not found; pass --taskset tasksets/treasure-maze.toml from a clone of the repository")
@@ -208,8 +211,11 @@ def run_demo(taskset_path: Path | None, out: str | Path, *, train: int, dev: int
     config = load_lm_config()
     lms = build_role_lms(config, roles=COMPILE_ROLES)
     before = evaluate_program(PurposeAgent(), taskset, "test", lms=lms, tasks=test)
+    train_before = evaluate_program(PurposeAgent(), taskset, "train", lms=lms, tasks=train)
     outcome = compile_taskset(path, out, lm_config=config, lms=lms, run_dir=run_dir, train=train, dev=dev,
                               config=CompileConfig(max_lm_calls=max_lm_calls, progress=True))
     compiled = artifacts.load(f"{outcome.path.parent}@v{outcome.manifest.version}")
     after = evaluate_program(compiled.program, taskset, "test", lms=lms, tasks=test)
-    return DemoOutcome(before=before, after=after, compiled=outcome, seconds=time.perf_counter() - started)
+    train_after = evaluate_program(compiled.program, taskset, "train", lms=lms, tasks=train)
+    return DemoOutcome(before=before, after=after, compiled=outcome, seconds=time.perf_counter() - started,
+                       train_before=train_before, train_after=train_after)

@@ -69,16 +69,26 @@ class PurposeScore(BaseModel):
     flags: tuple[str, ...] = Field((), description="Safeguards that fired or problems met (e.g. 'unscored').")
     raw_phi_before: float | None = Field(None, description="The critic LM's own Φ(s), before the safeguards.")
     raw_phi_after: float | None = Field(None, description="The critic LM's own Φ(s'), before the safeguards.")
+    phi_peak: float | None = Field(None, ge=0, le=10, description=(
+        "The highest Φ its trajectory reached before this step (Φ_start and every Φ since), stamped by the step "
+        "loop; None for a first step or a score judged alone. Reward counts only Φ above it."))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def delta(self) -> float:
         return round(self.phi_after - self.phi_before, 6)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def reward(self) -> float:
-        """Reward only when Φ rises: the core rule of the purpose function."""
-        return self.delta if self.delta > 0 else 0.0
+        """Reward only for a new high of Φ: max(0, Φ_after - max(Φ_before, phi_peak)), the core rule of the
+        purpose function. A walk back and forth between known states earns its rise once, not every lap."""
+        floor = self.phi_before if self.phi_peak is None else max(self.phi_before, self.phi_peak)
+        return max(0.0, round(self.phi_after - floor, 6))
+
+    def at_peak(self, peak: float | None) -> PurposeScore:
+        """This score inside a trajectory whose Φ has reached `peak` so far (None: the first step)."""
+        return self if peak is None else self.model_copy(update={"phi_peak": peak})
 
     @classmethod
     def unscored(cls, phi: float, why: str) -> PurposeScore:
@@ -143,6 +153,11 @@ class Trajectory(BaseModel):
         return self.steps[-1].score.phi_after if self.steps else None
 
     @property
+    def phi_peak(self) -> float | None:
+        """The highest Φ reached (Φ_start and every Φ since; None with no steps): what the next step must beat."""
+        return phi_peak(s.score for s in self.steps)
+
+    @property
     def phi_gain(self) -> float:
         """Φ at the end minus Φ at the start (0 for an episode with no steps)."""
         return (self.phi_end or 0.0) - (self.phi_start or 0.0)
@@ -194,6 +209,7 @@ class RunResult(BaseModel):
             "phi": {
                 "start": traj.phi_start,
                 "end": traj.phi_end,
+                "max": traj.phi_peak,
                 "total_reward": round(traj.total_reward, 4),
             },
             "critic_flags": dict(Counter(f for s in traj.steps for f in s.score.flags)),
@@ -221,6 +237,11 @@ class RunResult(BaseModel):
                        "cached_tokens": u["cached_tokens"],
                        "median_seconds": round(statistics.median(c.seconds for c in calls if c.role == role), 4)}
                 for role, u in usage.items()}
+
+
+def phi_peak(scores: Iterable[PurposeScore]) -> float | None:
+    """The highest Φ among `scores`, before and after each (None for no scores): a run's reward floor."""
+    return max((phi for s in scores for phi in (s.phi_before, s.phi_after)), default=None)
 
 
 def usage_by_role(calls: Iterable[LMCall]) -> dict[str, dict[str, int]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from purpose_dspy.artifacts import files as untrusted
 from purpose_dspy.artifacts.fingerprint import fingerprint_differences
 from purpose_dspy.errors import ArtifactError, UsageError
 from purpose_dspy.metrics import SplitMetrics
@@ -85,18 +86,28 @@ def _no_secrets(data: Any, where: str) -> None:
 
 
 def read_manifest(directory: Path) -> Manifest:
+    """The manifest of `directory`, strictly: canonical bytes, its own hash, and only plain file names listed
+    (checked before anything it names is opened; see files.py)."""
     path = directory / MANIFEST
     try:
-        raw = path.read_bytes()
+        raw = untrusted.read(directory, MANIFEST)
     except OSError as exc:
         raise ArtifactError(f"{directory} has no readable {MANIFEST}: not an artifact, or an interrupted write") from exc
-    return _parse_manifest(path, raw)
+    manifest = _parse_manifest(path, raw)
+    for name in manifest.files:
+        untrusted.check_name(directory, name, "files")
+    for component, entry in manifest.components.items():
+        untrusted.check_name(directory, entry.file, f"component {component!r}")
+        if entry.file not in manifest.files:
+            raise ArtifactError(f"{path}: component {component!r} is in {entry.file!r}, which `files` does not list "
+                                "(so it has no hash to check); recompile")
+    return manifest
 
 
 def _parse_manifest(path: Path, raw: bytes) -> Manifest:
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ArtifactError(f"{path} is not valid JSON ({exc}); the artifact was damaged: recompile or load another version") from exc
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         got = data.get("schema_version") if isinstance(data, dict) else None

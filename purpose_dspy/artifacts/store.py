@@ -16,7 +16,14 @@ decision, each file's sha256 and a content hash over all of them.
 self-consistent, and compares the fingerprints with the signatures of the code now running: anything
 that differs is refused with what differs and what to do (DSPy's own loader would instead match
 fields by position and silently shift them). There is no pickle anywhere. The hashes detect damage
-and edits, not a forger who rewrites them too: sign the directory if that is your threat.
+and edits, not a forger who rewrites them too: for that, set `PURPOSE_DSPY_SIGNING_KEY` (signing.py).
+
+An artifact is untrusted input until checked (files.py): the names it lists are plain file names, its
+entries regular files under a size cap, all checked before anything is opened. A predictor state that
+carries its own LM (DSPy's `dump_state` can include `lm`) is refused at load, never loaded: it would
+override the LMs the caller passes and send prompts to a provider the artifact chose. Refusing rather
+than stripping it is the safe default, since an artifact that names an LM was not written by
+`save_artifact`, which writes `lm: null` (and warns) when a predictor has an LM of its own.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from typing import Any
 
 import dspy
 
+from purpose_dspy.artifacts import files as untrusted
+from purpose_dspy.artifacts import signing
 from purpose_dspy.artifacts.compiled import CompiledAgent
 from purpose_dspy.artifacts.fingerprint import (
     component_fingerprints,
@@ -119,6 +128,11 @@ def _component_blobs(components: dict[str, dspy.Module]) -> tuple[dict[str, byte
     blobs, entries = {}, {}
     for name, module in components.items():
         state = module.dump_state()
+        for pred, pred_state in state.items():
+            if isinstance(pred_state, dict) and pred_state.get("lm") is not None:
+                logger.warning("%s.%s has an LM of its own (%s); saving it without one (the manifest's lms say "
+                               "which LMs it was compiled with)", name, pred, pred_state["lm"].get("model", "?"))
+                pred_state["lm"] = None
         _no_secrets(state, f"{name}.json")
         blobs[f"{name}.json"] = _canonical(state)
         entries[name] = ComponentEntry(
@@ -138,6 +152,8 @@ def _write_version(root: Path, manifest: Manifest, blobs: dict[str, bytes]) -> i
     while True:
         manifest.manifest_hash = _sha(_canonical(manifest.model_dump(mode="json") | {"manifest_hash": ""}))
         blobs[MANIFEST] = _canonical(manifest.model_dump(mode="json"))
+        if (signature := signing.signature_blob(manifest.manifest_hash)) is not None:
+            blobs[signing.SIGNATURE] = signature
         staging = root / f".v{manifest.version}.tmp-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -162,25 +178,31 @@ def _gate(report: CompileReport) -> Gate:
     return Gate.model_validate(report.gate.model_dump())
 
 
-def promote(ref: str | Path, reason: str = "by operator") -> int:
+def promote(ref: str | Path, reason: str = "by operator", *, require_signature: bool = False) -> int:
     """Promote a version after a trial load (a damaged or stale version is never promoted)."""
     directory = resolve(ref, explicit="promote")
-    verify(directory)
+    verify(directory, require_signature=require_signature)
     version = int(directory.name[1:])
     _log_promotion(directory.parent, version, "promoted", reason)
     return version
 
 
-def _read_verified(directory: Path) -> tuple[Manifest, dict[str, bytes]]:
-    """The manifest and every file's bytes, each checked against its hash (read once, then used)."""
+def _read_verified(directory: Path, *, require_signature: bool = False,
+                   check_signature: bool = True) -> tuple[Manifest, dict[str, bytes]]:
+    """The manifest and every file's bytes, each checked against its hash (read once, then used).
+
+    Every entry is checked (kind, size) before anything is opened, and the signature (when a key is set)
+    before any file but the manifest is read."""
+    present = untrusted.listing(directory) - {MANIFEST}
     manifest = read_manifest(directory)
-    present = {p.name for p in directory.iterdir() if p.is_file()} - {MANIFEST}
-    if extra := present - set(manifest.files):
+    if check_signature:
+        signing.check(directory, manifest.manifest_hash, signing.SIGNATURE in present, require=require_signature)
+    if extra := present - set(manifest.files) - {signing.SIGNATURE}:
         raise ArtifactError(f"{directory}: unexpected file(s) {sorted(extra)} not listed in the manifest; remove them or recompile")
     blobs = {}
     for name, digest in sorted(manifest.files.items()):
         try:
-            data = (directory / name).read_bytes()
+            data = untrusted.read(directory, name)
         except OSError as exc:
             raise ArtifactError(f"{directory}: {name} is missing; the artifact is incomplete: recompile or restore it") from exc
         if _sha(data) != digest:
@@ -192,12 +214,55 @@ def _read_verified(directory: Path) -> tuple[Manifest, dict[str, bytes]]:
     return manifest, blobs
 
 
-def verify(directory: str | Path, components: dict[str, dspy.Module] | None = None) -> Manifest:
-    """Check an artifact without keeping it: hashes, canonical manifest, and fingerprints vs the code."""
+def verify(directory: str | Path, components: dict[str, dspy.Module] | None = None, *,
+           require_signature: bool = False) -> Manifest:
+    """Check an artifact without keeping it: files, hashes, signature (with a key), canonical manifest,
+    no LM in any state, and fingerprints vs the code."""
     directory = Path(directory)
-    manifest, _ = _read_verified(directory)
+    manifest, blobs = _read_verified(directory, require_signature=require_signature)
+    _component_states(directory, manifest, blobs)
     _check_fingerprints(directory, manifest, components or _fresh_components(manifest))
     return manifest
+
+
+def sign(ref: str | Path) -> Path:
+    """Sign a version with the key of `PURPOSE_DSPY_SIGNING_KEY`, after checking it as `verify` does (but for its
+    signature). Only sign a version you trust: the signature says it is yours."""
+    directory = resolve(ref, explicit="sign")
+    signing.signing_key(required=True)
+    manifest, blobs = _read_verified(directory, check_signature=False)
+    _component_states(directory, manifest, blobs)
+    _check_fingerprints(directory, manifest, _fresh_components(manifest))
+    signature = signing.signature_blob(manifest.manifest_hash)
+    assert signature is not None  # the key is set
+    staging = directory.parent / f".{signing.SIGNATURE}.tmp-{os.getpid()}"
+    with open(staging, "wb") as f:
+        f.write(signature)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staging, directory / signing.SIGNATURE)  # atomic: a load sees the old signature or the new one
+    return directory
+
+
+def _component_states(directory: Path, manifest: Manifest, blobs: dict[str, bytes]) -> dict[str, Any]:
+    """Each component's DSPy state, parsed; refused when a predictor carries an LM of its own (see the top)."""
+    states = {}
+    for name, entry in manifest.components.items():
+        try:
+            state = json.loads(blobs[entry.file])
+        except (ValueError, RecursionError) as exc:
+            raise ArtifactError(f"{directory}/{entry.file} is not a JSON state ({type(exc).__name__}); "
+                                "recompile") from exc
+        for pred, pred_state in (state.items() if isinstance(state, dict) else ()):
+            if isinstance(pred_state, dict) and pred_state.get("lm") is not None:
+                lm = pred_state["lm"]
+                model = lm.get("model") if isinstance(lm, dict) else None
+                raise ArtifactError(
+                    f"{directory}/{entry.file}: predictor {pred!r} carries its own LM ({str(model)[:80]!r}), which "
+                    "would override the LMs you pass; an artifact never chooses its LM, so it is refused: recompile "
+                    "it or get it from a trusted source")
+        states[name] = state
+    return states
 
 
 def _fresh_components(manifest: Manifest) -> dict[str, dspy.Module]:
@@ -265,17 +330,21 @@ def _same_prompt(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "signature"} == {k: v for k, v in b.items() if k != "signature"}
 
 
-def load(ref: str | Path) -> CompiledAgent:
-    """Load `compiled/<name>` (its current promoted version) or `compiled/<name>@v<N>`, verified."""
+def load(ref: str | Path, *, require_signature: bool = False) -> CompiledAgent:
+    """Load `compiled/<name>` (its current promoted version) or `compiled/<name>@v<N>`, verified.
+
+    With `PURPOSE_DSPY_SIGNING_KEY` set, an unsigned or badly signed version is refused; `require_signature`:
+    the key must be set (a usage error otherwise), so an unsigned version can never load unnoticed."""
     directory = resolve(ref)
-    manifest, blobs = _read_verified(directory)
+    manifest, blobs = _read_verified(directory, require_signature=require_signature)
+    states = _component_states(directory, manifest, blobs)
     components = _fresh_components(manifest)
     _check_fingerprints(directory, manifest, components)
     for name, module in components.items():
         code_signatures = {p: pred.signature for p, pred in module.named_predictors()}
         try:
-            module.load_state(json.loads(blobs[manifest.components[name].file]))
-        except (KeyError, TypeError, ValueError) as exc:
+            module.load_state(states[name])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"{directory}/{name}.json does not fit {type(module).__name__}: {exc}; recompile") from exc
         for _, pred in module.named_predictors():  # DSPy restores demos as dicts; make them Examples again
             pred.demos = [dspy.Example(**d) if isinstance(d, dict) else d for d in pred.demos]
@@ -287,5 +356,8 @@ def load(ref: str | Path) -> CompiledAgent:
     else:
         raise ArtifactError(f"{directory} holds neither an agent (actor, critic) nor an editor; recompile")
     program._compiled = True
-    memory = json.loads(blobs["memory.json"]).get("cards", []) if "memory.json" in blobs else []
+    try:
+        memory = json.loads(blobs["memory.json"]).get("cards", []) if "memory.json" in blobs else []
+    except (ValueError, RecursionError, AttributeError) as exc:
+        raise ArtifactError(f"{directory}/memory.json is not a memory snapshot ({type(exc).__name__}); recompile") from exc
     return CompiledAgent(directory, manifest, program, components, memory, blobs.get("taskset.toml"))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from purpose_dspy.artifacts import files as untrusted
 from purpose_dspy.artifacts.manifest import Manifest, read_manifest
 from purpose_dspy.errors import ArtifactError, UsageError
 
@@ -41,8 +43,16 @@ def versions(root: str | Path) -> list[Manifest]:
 def _log_promotion(root: Path, version: int, event: str, reason: str) -> None:
     line = json.dumps({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "version": version,
                        "event": event, "reason": reason}) + "\n"
-    fd = os.open(root / PROMOTIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # Never through a symlink, never blocking on a FIFO: the log is part of an artifact that may be untrusted.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
+        fd = os.open(root / PROMOTIONS, flags, 0o644)
+    except OSError as exc:
+        raise ArtifactError(f"{root / PROMOTIONS} cannot be appended to ({exc.strerror}); it must be a regular file: "
+                            "replace it with the log it should be") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"{root / PROMOTIONS} is not a regular file; replace it with the log it should be")
         os.write(fd, line.encode())  # one O_APPEND write: lines from two processes never interleave
         os.fsync(fd)
     finally:
@@ -51,10 +61,15 @@ def _log_promotion(root: Path, version: int, event: str, reason: str) -> None:
 
 def promotion_events(root: str | Path) -> list[dict[str, Any]]:
     path = Path(root) / PROMOTIONS
-    if not path.exists():
+    try:
+        raw = untrusted.read(Path(root), PROMOTIONS)  # a regular file under the cap, or refused unopened
+        text = raw.decode("utf-8")
+    except FileNotFoundError:
         return []
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path} is not UTF-8 text ({exc.reason}); fix or remove it (it is a log of promotions)") from exc
     events = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError as exc:
@@ -65,11 +80,15 @@ def promotion_events(root: str | Path) -> list[dict[str, Any]]:
 def promoted_stack(root: str | Path) -> list[int]:
     """Promoted versions, oldest first; the last is the one `load(root)` gives."""
     stack: list[int] = []
-    for event in promotion_events(root):
-        version = int(event["version"])
+    for number, event in enumerate(promotion_events(root), start=1):
+        try:
+            version, kind = int(event["version"]), event["event"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{Path(root) / PROMOTIONS}:{number}: not a promotion event (needs version and event); "
+                                "fix or remove the line") from exc
         if version in stack:
             stack.remove(version)
-        if event["event"] == "promoted":
+        if kind == "promoted":
             stack.append(version)
     return stack
 

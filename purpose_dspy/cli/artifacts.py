@@ -1,10 +1,15 @@
-"""`purpose-dspy artifacts list | show | diff | promote | rollback`: compiled versions."""
+"""`purpose-dspy artifacts list | show | diff | promote | rollback | sign`: compiled versions."""
 
 from __future__ import annotations
 
 import json
 
 import click
+
+require_signature_option = click.option(
+    "--require-signature", is_flag=True,
+    help="Refuse an unsigned version; needs PURPOSE_DSPY_SIGNING_KEY (with the key set, a bad or missing signature "
+         "is refused anyway).")
 
 
 @click.group("artifacts")
@@ -34,11 +39,12 @@ def artifacts_list(root: str, as_json: bool) -> None:
 @artifacts_group.command("show")
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest.")
-def artifacts_show(ref: str, as_json: bool) -> None:
+@require_signature_option
+def artifacts_show(ref: str, as_json: bool, require_signature: bool) -> None:
     """One version's manifest, verified (REF: compiled/<name>[@v<N>])."""
     from purpose_dspy import artifacts
 
-    m = artifacts.verify(directory := artifacts.resolve(ref))
+    m = artifacts.verify(directory := artifacts.resolve(ref), require_signature=require_signature)
     root = directory.parent
     if as_json:
         click.echo(m.model_dump_json())
@@ -58,23 +64,40 @@ def artifacts_show(ref: str, as_json: bool) -> None:
 @artifacts_group.command("diff")
 @click.argument("a")
 @click.argument("b")
-def artifacts_diff(a: str, b: str) -> None:
+@require_signature_option
+def artifacts_diff(a: str, b: str, require_signature: bool) -> None:
     """What changed between two versions (JSON): files, demos, signatures, metrics."""
     from purpose_dspy import artifacts
 
-    ma, mb = (artifacts.verify(artifacts.resolve(ref, explicit="diff")) for ref in (a, b))
+    ma, mb = (artifacts.verify(artifacts.resolve(ref, explicit="diff"), require_signature=require_signature)
+              for ref in (a, b))
     click.echo(json.dumps(artifacts.diff(ma, mb), indent=2))
 
 
 @artifacts_group.command("promote")
 @click.argument("ref")
 @click.option("--reason", default="by operator", show_default=True)
-def artifacts_promote(ref: str, reason: str) -> None:
+@require_signature_option
+def artifacts_promote(ref: str, reason: str, require_signature: bool) -> None:
     """Make REF (compiled/<name>@v<N>) the version `load` gives, after verifying it loads."""
     from purpose_dspy import artifacts
 
-    version = artifacts.promote(ref, reason)
+    version = artifacts.promote(ref, reason, require_signature=require_signature)
     click.echo(f"promoted v{version}")
+
+
+@artifacts_group.command("sign")
+@click.argument("ref")
+def artifacts_sign(ref: str) -> None:
+    """Sign REF (compiled/<name>@v<N>) with the key in PURPOSE_DSPY_SIGNING_KEY, after verifying it.
+
+    Only sign a version you trust (e.g. one written before you set the key): with the key set, every
+    load refuses a version whose signature is missing or does not match.
+    """
+    from purpose_dspy import artifacts
+
+    directory = artifacts.sign(ref)
+    click.echo(f"signed {directory}")
 
 
 @artifacts_group.command("rollback")

@@ -105,6 +105,14 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
                f"memory cards {len(r.memory_cards)}; {r.lm_calls} LM calls, {r.tokens} tokens, {r.seconds:.0f}s")
 
 
+def _paired_figures(candidate: Any, parent: Any) -> dict[str, Any]:
+    """Seeds one solved and the other did not, and the exact two-sided sign test on them."""
+    from purpose_dspy.metrics import paired, sign_test
+
+    c = paired(candidate, parent)
+    return {"n": c.n, "wins": c.wins, "losses": c.losses, "sign_test_p": sign_test(c.wins, c.losses)}
+
+
 def _brief(m: Any) -> dict[str, Any] | None:
     return None if m is None else m.model_dump(mode="json", exclude={"tasks"})
 
@@ -137,9 +145,13 @@ def _gate_line(gate: Any) -> str:
 @click.option("--critic", is_flag=True,
               help="Also score Φ with the critic; off by default: success is the environment's.")
 @lm_options
+@click.option("--require-signature", is_flag=True,
+              help="Refuse an unsigned artifact; needs PURPOSE_DSPY_SIGNING_KEY (with the key set, a bad or missing "
+                   "signature is refused anyway).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: int, critic: bool, model: str | None,
-                 api_base: str | None, critic_lm: str | None, config_file: str | None, as_json: bool) -> None:
+                 api_base: str | None, critic_lm: str | None, config_file: str | None, require_signature: bool,
+                 as_json: bool) -> None:
     """Evaluate a compiled artifact on a split of the task set it was compiled on.
 
     ARTIFACT is compiled/<name> (its promoted version) or compiled/<name>@v<N>. Runs the actor only
@@ -154,8 +166,11 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
       purpose-dspy eval compiled/treasure-maze --split test --json
       purpose-dspy eval compiled/treasure-maze --split test --critic
     """
+    from purpose_dspy.artifacts import signing_key
     from purpose_dspy.jobs import evaluate_artifact
 
+    if require_signature:  # with the key set, the load below refuses an unsigned or badly signed artifact
+        signing_key(required=True)
     config = lm_config(model, api_base, critic_lm, config_file) if (model or critic_lm or config_file or api_base) else None
     agent, metrics = evaluate_artifact(artifact, split, lm_config=config, tasks=n_tasks,  # type: ignore[arg-type]
                                        num_threads=num_threads, critic=critic)
@@ -182,27 +197,37 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def demo(out: str, taskset: str | None, n_train: int, n_dev: int, n_test: int, max_lm_calls: int, png: str,
          run_dir: str, as_json: bool) -> None:
-    """The main job on the embedded model: compile treasure-maze, compare before and after on test.
+    """The main job on the embedded model: compile a task set, compare before and after.
 
-    Evaluates the zero-shot agent on the test seeds, compiles on the train seeds (gated on dev),
-    evaluates the compiled agent on the same test seeds, prints the table and writes a learning-curve
-    PNG. The test and dev evaluations run the actor only (success is the environment's; Φ gain shows
-    "-"); the train rollouts also call the critic. About 10-15 minutes on 2 cores with the defaults.
+    Evaluates the zero-shot agent on the test seeds and on the train tasks, compiles on the train seeds
+    (gated on dev), evaluates the compiled version on the same test seeds (held out: only what transfers)
+    and on the train tasks run again (what a fixed suite gets back), prints both with the exact sign
+    test on the same seeds and writes a learning-curve PNG. Every evaluation runs the actor only
+    (success is the environment's; Φ gain shows "-"); the train rollouts also call the critic.
     """
     from purpose_dspy.jobs import run_demo
 
     result = run_demo(Path(taskset) if taskset else None, out, train=n_train, dev=n_dev, test=n_test,
                       max_lm_calls=max_lm_calls, run_dir=run_dir)
     before, after, outcome, seconds = result.before, result.after, result.compiled, result.seconds
-    plot = learning_curve(png, outcome.report, before, after)
+    again = (result.train_before, result.train_after)
+    plot = learning_curve(png, outcome.report, before, after, *again)
+    pairs = {"test": _paired_figures(after, before), "train_again": _paired_figures(again[1], again[0])}
     if as_json:
         click.echo(json.dumps({"artifact": str(outcome.path), "promoted": outcome.manifest.gate.promoted,
                                "test_before": _brief(before), "test_after": _brief(after),
-                               "train": _brief(outcome.report.train), "png": plot, "seconds": round(seconds, 1)}))
+                               "train_again_before": _brief(again[0]), "train_again_after": _brief(again[1]),
+                               "paired": pairs, "train": _brief(outcome.report.train), "png": plot,
+                               "seconds": round(seconds, 1)}))
         return
     click.echo(_HEADER)
-    click.echo(_metrics_row("test: zero-shot", before))
-    click.echo(_metrics_row(f"test: compiled v{outcome.manifest.version}", after))
+    v = outcome.manifest.version
+    for label, metrics in (("test: zero-shot", before), (f"test: compiled v{v}", after),
+                           ("train again: zero-shot", again[0]), (f"train again: v{v}", again[1])):
+        click.echo(_metrics_row(label, metrics))
+    for name, p in pairs.items():
+        click.echo(f"{name.replace('_', ' ')}: compiled vs zero-shot on the same seeds: +{p['wins']} -{p['losses']}, "
+                   f"exact two-sided sign test p = {p['sign_test_p']:.3g}")
     click.echo(f"\nartifact {outcome.path} ({'promoted' if outcome.manifest.gate.promoted else 'not promoted'}: "
                f"{outcome.manifest.gate.reason})")
     click.echo(f"learning curve: {plot}" if plot else "learning curve: not drawn (pip install 'purpose-dspy[plot]')")

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from purpose_dspy.errors import UsageError
+from purpose_dspy.lm import REQUEST_RETRIES, REQUEST_TIMEOUT_S, worst_case_seconds
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -40,19 +41,29 @@ def lm_options(command: Any = None, *, critic: bool = True) -> Any:
         "--structured-outputs", type=click.Choice(["auto", "json_schema", "json_object", "none"]), default=None,
         help="How an --api-base endpoint is asked for JSON (response_format): json_schema, json_object, none; "
              "default auto: a probe at start-up picks the strongest that works."))
+    flags.append(click.option(
+        "--lm-timeout", type=click.FloatRange(0, 3600, min_open=True), default=None, metavar="SECONDS",
+        help=f"Seconds one request to a remote LM may take before it fails [env PURPOSE_DSPY_LM_TIMEOUT; default "
+             f"{REQUEST_TIMEOUT_S:g}]. Raise it for a slow server (a big model on CPU)."))
+    flags.append(click.option(
+        "--lm-retries", type=click.IntRange(0, 10), default=None, metavar="N",
+        help=f"Further attempts after a timeout, 429, 5xx or dropped connection [env PURPOSE_DSPY_LM_RETRIES; default "
+             f"{REQUEST_RETRIES}: a silent endpoint fails within {worst_case_seconds():g} s]."))
     for option in reversed(flags):
         command = option(command)
     return command
 
 
 def _with_lm_flags(command: Any) -> Any:
-    """Apply --structured-outputs to every LM config the command resolves, without a parameter of its own."""
+    """Apply --structured-outputs, --lm-timeout and --lm-retries to every LM config the command resolves, without
+    parameters of its own."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, structured_outputs: str | None = None, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, structured_outputs: str | None = None, lm_timeout: float | None = None,
+                lm_retries: int | None = None, **kwargs: Any) -> Any:
         from purpose_dspy.lm import flag_overrides
 
-        with flag_overrides(structured_outputs=structured_outputs):
+        with flag_overrides(structured_outputs=structured_outputs, timeout=lm_timeout, retries=lm_retries):
             return command(*args, **kwargs)
 
     return wrapper

@@ -1,8 +1,9 @@
 """Rewards and Q-values of the replay store: what a step earned, and n-step Bellman backups.
 
-After REMEMBERER (arXiv 2306.07929): a step's reward is the rise of Φ (only rises pay) plus the
-environment's reward, the task's ending on its last step, minus a step cost; Q(s, a) is the mean of
-the n-step returns seen from there. The backups read and write the store's `q_values` table inside
+After REMEMBERER (arXiv 2306.07929): a step's reward is the rise of Φ to a new high of its run
+(`PurposeScore.reward`, the one rule every reader uses, so a loop between known states is not learned
+as worth repeating) plus the environment's reward, the task's ending on its last step, minus a step
+cost; Q(s, a) is the mean of the n-step returns seen from there. The backups read and write the store's `q_values` table inside
 the caller's write transaction, so a trajectory's steps and their Q updates land together.
 """
 
@@ -15,7 +16,7 @@ from purpose_dspy.types import Trajectory
 
 
 def step_rewards(trajectory: Trajectory, config: ReplayConfig) -> list[float]:
-    """The reward of each step: Φ rise (only rises pay) + the task's end - the step cost."""
+    """The reward of each step: Φ rise above the run's peak (`PurposeScore.reward`) + the task's end - the step cost."""
     rewards = []
     last = len(trajectory.steps) - 1
     for i, t in enumerate(trajectory.steps):

@@ -2,18 +2,22 @@
 
 Roles are actor, critic, judge, editor and optimizer. Each gets an `LMSpec`, resolved in this
 order (first wins): CLI flags, environment variables (`PURPOSE_DSPY_LM`, `PURPOSE_DSPY_API_BASE`,
-`PURPOSE_DSPY_<ROLE>_LM`, `PURPOSE_DSPY_STRUCTURED_OUTPUTS`), a TOML file (`[lm]` and `[lm.<role>]`
+`PURPOSE_DSPY_<ROLE>_LM`, `PURPOSE_DSPY_STRUCTURED_OUTPUTS`, `PURPOSE_DSPY_LM_TIMEOUT`,
+`PURPOSE_DSPY_LM_RETRIES`), a TOML file (`[lm]` and `[lm.<role>]`
 tables), then the embedded default `local/smollm2-135m`. A model behind `api_base` with the `openai/`
 provider runs on our own `OpenAICompatibleEngine` (structured outputs by the endpoint's mode, see
 `openai_compatible.py`); any other non-local model on DSPy's own client. API keys are read by DSPy from the usual environment variables
 (`OPENAI_API_KEY`...); nothing here ever writes one anywhere.
+
+A remote LM fails fast when its endpoint goes silent: before a run `check_endpoint` sends a real
+request (`GET <api_base>/models`, `STARTUP_TIMEOUT_S`), and every completion has a `timeout` and a
+bounded `retries` count whose worst case (`worst_case_seconds`) is under 30 s by default.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +34,21 @@ from purpose_dspy.types import ROLES, Role
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "local/smollm2-135m"
+
+# A silent endpoint must end a run within 30 s in all, process start included, yet a slow CPU server must
+# get its answers: 10 s is ~1.5x the mean call through llama-cpp-python's server on 2 shared cores (6.5 s,
+# benchmarks/results/server_vs_embedded.json; a GPU server takes a second or two), and one retry covers a
+# transient 5xx or reset. Worst case 10 + 1 (DSPy's backoff) + 10 = 21 s, leaving 9 s for start-up.
+REQUEST_TIMEOUT_S = 10.0
+REQUEST_RETRIES = 1
+# The start-up check's request is answered at once by any live server: a few seconds is plenty.
+STARTUP_TIMEOUT_S = 5.0
+
+
+def worst_case_seconds(timeout: float = REQUEST_TIMEOUT_S, retries: int = REQUEST_RETRIES) -> float:
+    """How long one call to a silent endpoint takes to fail: every attempt times out, with DSPy's backoff of
+    1, 2, 4... s (capped at 60) between attempts (`dspy/clients/execution.py`, `_delay`)."""
+    return timeout * (retries + 1) + sum(min(2 ** min(attempt, 6), 60) for attempt in range(retries))
 
 # Flags a CLI command takes for every LM it builds without passing them down (`--structured-outputs`):
 # set for the command's duration by `flag_overrides`, read by `load_lm_config` above everything else.
@@ -59,6 +78,10 @@ class LMSpec(BaseModel):
     structured_outputs: Literal["auto", "json_schema", "json_object", "none"] = Field(
         "auto", description="How an api_base endpoint is asked for the signature's JSON: response_format json_schema, "
                             "json_object (+ schema), none (free text), or auto: a probe at start-up picks one.")
+    timeout: float = Field(REQUEST_TIMEOUT_S, gt=0, le=3600,
+                           description="Seconds one request to a remote LM may take before it counts as failed.")
+    retries: int = Field(REQUEST_RETRIES, ge=0, le=10,
+                         description="Further attempts after a timeout, 429, 5xx or transport error (DSPy's num_retries).")
 
     @property
     def is_local(self) -> bool:
@@ -88,8 +111,8 @@ def load_lm_config(
 ) -> LMConfig:
     """Resolve the LM config from flags (the arguments), environment variables and a TOML file.
 
-    `overrides` (temperature, max_tokens, cache, structured_outputs) apply to every role, and so do the
-    flags of `flag_overrides`.
+    `overrides` (temperature, max_tokens, cache, structured_outputs, timeout, retries) apply to every role, and
+    so do the flags of `flag_overrides`.
     """
     env = os.environ if environ is None else environ
     table: dict[str, Any] = {}
@@ -104,7 +127,9 @@ def load_lm_config(
 
     base = {k: v for k, v in table.items() if k not in ROLES}
     base.update({k: v for k, v in {"model": env.get("PURPOSE_DSPY_LM"), "api_base": env.get("PURPOSE_DSPY_API_BASE"),
-                                   "structured_outputs": env.get("PURPOSE_DSPY_STRUCTURED_OUTPUTS")}.items() if v})
+                                   "structured_outputs": env.get("PURPOSE_DSPY_STRUCTURED_OUTPUTS"),
+                                   "timeout": env.get("PURPOSE_DSPY_LM_TIMEOUT"),
+                                   "retries": env.get("PURPOSE_DSPY_LM_RETRIES")}.items() if v})
     base.update({k: v for k, v in {"model": model, "api_base": api_base}.items() if v})
     overrides = {**overrides, **(_FLAGS.get() or {})}
     base.update({k: v for k, v in overrides.items() if v is not None})
@@ -123,20 +148,28 @@ def load_lm_config(
         raise UsageError(f"invalid LM settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
 
 
-def check_endpoint(api_base: str, timeout: float = 3.0) -> None:
-    """Fail fast, naming the endpoint, when nothing listens at `api_base`."""
+def check_endpoint(api_base: str, timeout: float = STARTUP_TIMEOUT_S, *, model: str | None = None) -> None:
+    """Fail fast, naming the endpoint (and `model`), unless a server answers a real request at `api_base`.
+
+    The request is `GET <api_base>/models`, which OpenAI-compatible servers answer at once without running
+    a model. Any HTTP reply counts, even a 401 or 404 (the first completion reports those); what fails here
+    is no server, or one that accepts the connection and never answers, within `timeout` seconds.
+    """
+    import httpx
+
     url = urlparse(api_base)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise UsageError(f"--api-base must be an http(s) URL such as http://127.0.0.1:8080/v1, got {api_base!r}")
-    port = url.port or (443 if url.scheme == "https" else 80)
+    where = f"the LM endpoint {api_base}" + (f" (model {model!r})" if model else "")
     try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        httpx.get(api_base.rstrip("/") + "/models", timeout=timeout)
+    except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
         raise LMUnavailableError(
-            f"cannot reach the LM endpoint {api_base} ({reason}); start the server or pass another --api-base"
-        ) from exc
+            f"{where} accepted a connection but did not answer GET /models within {timeout:g} s; check that "
+            "the server there is running and not stuck, or pass another --api-base") from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # refused, unknown host, no connection in time, TLS...
+        reason = next(iter(str(exc).splitlines()), "") or type(exc).__name__
+        raise LMUnavailableError(f"cannot reach {where} ({reason}); start the server or pass another --api-base") from exc
 
 
 # Loaded local models, one per (GGUF file, role) per process. A role keeps its own llama.cpp context
@@ -167,16 +200,17 @@ def build_lm(spec: LMSpec, role: str = "any") -> Any:
     if spec.api_base and provider == "openai":
         from purpose_dspy.lm.openai_compatible import OpenAICompatibleEngine
 
-        check_endpoint(spec.api_base)
-        engine = OpenAICompatibleEngine(spec.api_base, model_id, structured_outputs=spec.structured_outputs)
+        check_endpoint(spec.api_base, min(STARTUP_TIMEOUT_S, spec.timeout), model=model_id)
+        engine = OpenAICompatibleEngine(spec.api_base, model_id, structured_outputs=spec.structured_outputs,
+                                        timeout=spec.timeout)
         return dspy.LM(spec.model, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens,
-                       cache=spec.cache, num_retries=2)
+                       cache=spec.cache, num_retries=spec.retries)
     kwargs: dict[str, Any] = {}
     if spec.api_base:  # another provider's own API at a custom address: DSPy's client speaks it
-        check_endpoint(spec.api_base)
+        check_endpoint(spec.api_base, min(STARTUP_TIMEOUT_S, spec.timeout), model=spec.model)
         kwargs["api_base"] = spec.api_base
     return dspy.LM(spec.model, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=spec.cache,
-                   num_retries=2, **kwargs)
+                   num_retries=spec.retries, timeout=spec.timeout, **kwargs)
 
 
 def structured_outputs_of(lms: Mapping[str, Any]) -> dict[str, str | None]:
@@ -189,5 +223,6 @@ def build_role_lms(config: LMConfig, roles: tuple[Role, ...] = ("actor", "critic
     return {role: build_lm(config.for_role(role), role=role) for role in roles}
 
 
-__all__ = ["DEFAULT_MODEL", "LMConfig", "LMSpec", "build_lm", "build_role_lms", "check_endpoint", "flag_overrides",
-           "load_lm_config", "structured_outputs_of"]
+__all__ = ["DEFAULT_MODEL", "REQUEST_RETRIES", "REQUEST_TIMEOUT_S", "STARTUP_TIMEOUT_S", "LMConfig", "LMSpec", "build_lm",
+           "build_role_lms", "check_endpoint", "flag_overrides", "load_lm_config", "structured_outputs_of",
+           "worst_case_seconds"]

@@ -7,6 +7,11 @@ schema (with the string caps of `schema.py`, and the per-call `Literal` of valid
 `structured_outputs` mode the endpoint supports, decided by the LM config or by a short probe at
 start-up (`probe`). DSPy keeps the cache, retries, history and usage, as with the embedded engine.
 
+Every request carries the LM's `timeout` (a silent server is a timeout, not a hang), and a reply that is
+not a chat completion (no `choices`, not JSON, nested too deeply to decode) is the endpoint's failure:
+`MalformedReply`, an `LMUnavailableError` at start-up and a retried server error during a run, never
+an empty answer for the adapter to fail on.
+
 The API key comes from `OPENAI_API_KEY` when set (else a placeholder local servers ignore); it lives
 in the client object only and is never written anywhere.
 """
@@ -20,11 +25,11 @@ import threading
 from typing import Any
 
 from purpose_dspy.errors import LMUnavailableError
+from purpose_dspy.lm import REQUEST_TIMEOUT_S
 from purpose_dspy.lm.schema import MAX_STRING_CHARS, chat_kwargs, response_format
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_S = 300.0  # one completion; a mid-size model on CPU can take minutes for a long answer
 _PARAMS = frozenset({"temperature", "max_tokens", "top_p", "seed", "stop"})
 
 # The probe asks for a value no model writes unprompted: a server that returns it enforced the schema.
@@ -52,6 +57,13 @@ ADVICE = ("structured outputs are off for {model} at {api_base}: answers are par
 # refuses it (a strict API) is asked again without it, and from then on gets the server's own defaults.
 NEUTRAL_SAMPLING = {"repeat_penalty": 1.0}
 
+# What to do about a reply that is not a chat completion (the usual cause: --api-base points at something else).
+CHECK_API_BASE = "check that --api-base is the server's OpenAI-compatible URL (usually ending in /v1) and its log"
+
+
+class MalformedReply(ValueError):
+    """A 200 reply that is not a chat completion: not JSON, nested too deeply to decode, or without choices."""
+
 
 class Endpoint:
     """One model at one base URL: the HTTP client and the neutral sampling extras the server takes.
@@ -72,50 +84,82 @@ class Endpoint:
                 found = _ENDPOINTS[(api_base, model)] = cls(api_base, model)
             return found
 
-    def create(self, **kwargs: Any) -> dict[str, Any]:
-        """One chat completion, as the JSON the server sent (openai's errors and ValueError pass through)."""
+    def create(self, *, timeout: float, **kwargs: Any) -> dict[str, Any]:
+        """One chat completion within `timeout` s, as the JSON the server sent (openai's errors pass through;
+        a reply that is not a chat completion raises `MalformedReply`)."""
         import openai
 
         try:
             raw = self.client.chat.completions.with_raw_response.create(
-                model=self.model, extra_body=self.extra_body or None, **kwargs)
+                model=self.model, extra_body=self.extra_body or None, timeout=timeout, **kwargs)
         except openai.APIStatusError as exc:
             if self.extra_body and exc.status_code in (400, 422) and any(k in str(exc) for k in self.extra_body):
                 logger.info("%s refuses %s: it gets its own sampling defaults", self.api_base, ", ".join(self.extra_body))
                 self.extra_body = {}
-                return self.create(**kwargs)
+                return self.create(timeout=timeout, **kwargs)
             raise
-        return raw.http_response.json()  # a body that is not JSON raises ValueError
+        try:
+            body = raw.http_response.json()
+        except ValueError as exc:
+            raise MalformedReply(f"the reply is not JSON ({_first_line(exc)[:80]})") from exc
+        except RecursionError as exc:  # JSON nested deeper than the interpreter's recursion limit
+            raise MalformedReply("the reply is JSON nested too deeply to decode") from exc
+        return _chat_completion(body)
 
 
-def _client(api_base: str, timeout: float = TIMEOUT_S) -> Any:
+def _chat_completion(body: Any) -> dict[str, Any]:
+    """`body` if its first choice carries a message whose content is text (or null); else `MalformedReply`."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        if not isinstance(body, dict):
+            detail = f" (a JSON {type(body).__name__})"
+        elif isinstance(body.get("error"), dict):
+            detail = f" (it says: {' '.join(str(body['error'].get('message')).split())[:120]})"
+        else:
+            detail = f" (keys: {', '.join(sorted(map(str, body))[:8]) or 'none'})"
+        raise MalformedReply("the reply has no choices" + detail)
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict) or not isinstance(message.get("content"), str | None):
+        raise MalformedReply("the reply's first choice has no message with text content")
+    return body
+
+
+def _client(api_base: str, timeout: float = REQUEST_TIMEOUT_S) -> Any:
     try:
         import openai
     except ImportError as exc:  # a dependency of purpose-dspy; only a broken install lacks it
         raise LMUnavailableError("the openai package is missing: pip install 'purpose-dspy'") from exc
-    # Retries are DSPy's (num_retries on the dspy.LM), so the client makes one attempt per call.
+    # Retries are DSPy's (num_retries on the dspy.LM), so the client makes one attempt per call; every call
+    # passes its LM's own timeout (`timeout` here is only the client's default).
     return openai.OpenAI(base_url=api_base, api_key=os.environ.get("OPENAI_API_KEY") or "no-key",
                          timeout=timeout, max_retries=0)
 
 
-def probe(endpoint: Endpoint) -> tuple[str, list[str]]:
+def probe(endpoint: Endpoint, timeout: float = REQUEST_TIMEOUT_S) -> tuple[str, list[str]]:
     """The strongest structured-outputs mode the endpoint honours, and what each attempt showed.
 
     `json_schema` counts only when the answer is the one value the schema allows (the server enforced
     it); `json_object` when the answer is a JSON object. An endpoint that refuses both gets `none`.
-    A dead, unauthorised or unknown endpoint is an `LMUnavailableError`, not a fallback.
+    A dead, silent (no answer in `timeout` s), unauthorised or unknown endpoint, or one whose reply is not
+    a chat completion, is an `LMUnavailableError`, not a fallback.
     """
     import openai
 
     seen: list[str] = []
     for mode in ("json_schema", "json_object"):
         try:
-            body = endpoint.create(messages=_PROBE_MESSAGES, max_tokens=48, temperature=0,
+            body = endpoint.create(messages=_PROBE_MESSAGES, max_tokens=48, temperature=0, timeout=timeout,
                                    response_format=response_format(_PROBE_FORMAT, mode))
+        except openai.APITimeoutError as exc:
+            raise LMUnavailableError(
+                f"the LM endpoint {endpoint.api_base} (model {endpoint.model!r}) did not answer the start-up probe "
+                f"within {timeout:g} s; check that the server is running and not stuck, or allow slower answers "
+                "with --lm-timeout SECONDS") from exc
         except (openai.APIConnectionError, openai.AuthenticationError, openai.PermissionDeniedError,
-                openai.NotFoundError) as exc:
+                openai.NotFoundError, MalformedReply) as exc:
+            advice = f"; {CHECK_API_BASE}" if isinstance(exc, MalformedReply) else ""
             raise LMUnavailableError(f"the LM endpoint {endpoint.api_base} failed the start-up probe for "
-                                     f"{endpoint.model!r}: {_first_line(exc)}") from exc
+                                     f"{endpoint.model!r}: {_first_line(exc)}{advice}") from exc
         except (openai.APIStatusError, ValueError) as exc:
             seen.append(f"{mode}: refused ({_first_line(exc)[:80]})")
             continue
@@ -128,12 +172,12 @@ def probe(endpoint: Endpoint) -> tuple[str, list[str]]:
     return "none", seen
 
 
-def resolve_structured_outputs(setting: str, endpoint: Endpoint) -> str:
+def resolve_structured_outputs(setting: str, endpoint: Endpoint, timeout: float = REQUEST_TIMEOUT_S) -> str:
     """The mode to use: `setting` itself, or for "auto" the probe's result (probed and logged once per endpoint)."""
     key = (endpoint.api_base, endpoint.model)
     with _LOCK:
         if setting == "auto" and key not in _PROBED:
-            _PROBED[key], seen = probe(endpoint)
+            _PROBED[key], seen = probe(endpoint, timeout)
             logger.info("structured outputs for %s at %s: %s (probe: %s)", endpoint.model, endpoint.api_base,
                         _PROBED[key], "; ".join(seen))
         mode = _PROBED[key] if setting == "auto" else setting
@@ -153,11 +197,11 @@ class OpenAICompatibleEngine:
     """
 
     def __init__(self, api_base: str, model: str, *, structured_outputs: str = "auto",
-                 max_string_chars: int = MAX_STRING_CHARS) -> None:
-        self.api_base, self.model = api_base, model
+                 max_string_chars: int = MAX_STRING_CHARS, timeout: float = REQUEST_TIMEOUT_S) -> None:
+        self.api_base, self.model, self.timeout = api_base, model, timeout
         self.max_string_chars = max_string_chars
         self.endpoint = Endpoint.shared(api_base, model)
-        self.structured_outputs = resolve_structured_outputs(structured_outputs, self.endpoint)
+        self.structured_outputs = resolve_structured_outputs(structured_outputs, self.endpoint, timeout)
         on = self.structured_outputs != "none"
         self.supports_response_schema = on
         self.supported_params = _PARAMS | {"response_format"} if on else _PARAMS
@@ -172,9 +216,9 @@ class OpenAICompatibleEngine:
 
         kwargs = chat_kwargs(request, self.structured_outputs, self.max_string_chars)
         try:
-            body = self.endpoint.create(**kwargs)
+            body = self.endpoint.create(timeout=self.timeout, **kwargs)
         except (openai.APIError, ValueError) as exc:
-            raise _lm15_error(exc, self.api_base) from exc
+            raise _lm15_error(exc, f"{self.api_base} (model {self.model!r})", self.timeout) from exc
         return response_from_openai_chat(body, model=request.model)
 
     def stream(self, request: Any) -> Any:
@@ -183,22 +227,26 @@ class OpenAICompatibleEngine:
         return response_to_events(self.complete(request))
 
 
-def _lm15_error(exc: Exception, api_base: str) -> Exception:
-    """The dspy.lm15 error DSPy retries (timeouts, 429, 5xx, transport) or reports once (the rest)."""
+def _lm15_error(exc: Exception, where: str, timeout: float) -> Exception:
+    """The dspy.lm15 error DSPy retries (timeouts, 429, 5xx, transport, malformed replies) or reports once (the
+    rest); `where` names the endpoint and model, and the message says what to do."""
     import openai
     from dspy import lm15
 
-    message = f"{api_base}: {_first_line(exc)}"
+    message = f"{where}: {_first_line(exc)}"
     status = getattr(exc, "status_code", None)
     if isinstance(exc, openai.APITimeoutError):
-        return lm15.TimeoutError(message)
+        return lm15.TimeoutError(f"{where} did not answer within {timeout:g} s; check that the server is running and "
+                                 "not stuck, or allow slower answers with --lm-timeout SECONDS")
+    if isinstance(exc, MalformedReply):
+        return lm15.ServerError(f"{message}; {CHECK_API_BASE}")
     if isinstance(exc, openai.APIConnectionError):
         return lm15.TransportError(message)
     if status in (401, 403):
         return lm15.AuthError(message)
     if status == 429:
         return lm15.RateLimitError(message)
-    if (status is not None and status >= 500) or isinstance(exc, ValueError):  # ValueError: a body not JSON
+    if (status is not None and status >= 500) or isinstance(exc, ValueError):
         return lm15.ServerError(message)
     if "context" in str(exc).lower() and any(w in str(exc).lower() for w in ("length", "window", "exceed")):
         return lm15.ContextLengthError(message)
@@ -208,7 +256,7 @@ def _lm15_error(exc: Exception, api_base: str) -> Exception:
 def _json_object(text: str) -> dict | None:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's limit
         return None
     return value if isinstance(value, dict) else None
 

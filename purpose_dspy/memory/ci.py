@@ -42,9 +42,9 @@ class MemoryCI:
     def propose(self, card: MemoryCard, observations: Sequence[str] = ()) -> CardEvent:
         """Admit a new card: quarantined, merged into a duplicate, or stored as a candidate.
 
-        `observations` are the texts of the states of the trajectory the card was distilled from,
-        so text copied from a note that gave orders is caught. The card's status, stats, version and
-        supersession are decided here, whatever the caller set.
+        `observations` are the texts of the states of the trajectories the card was distilled from: a card
+        copied or paraphrased from one the shared screen flags is quarantined (`memory/screen.py`). The
+        card's status, stats, version and supersession are decided here, whatever the caller set.
         """
         card = card.model_copy(update={"status": "candidate", "stats": CardStats(), "version": 1, "supersedes": None})
         with self.store.transaction():
@@ -124,6 +124,8 @@ class MemoryCI:
         evidence = (f"success {lift:+.2f}, Φ {lift_phi:+.2f} "
                     f"over {stats.shown_tasks} shown / {stats.unshown_tasks} unshown tasks")
         if lift > 0 or (lift == 0 and lift_phi > 0):
+            if reason := quarantine_reason(card, copied_words=cfg.copied_words):  # admitted by an older screen
+                return [self._transition(card, "quarantined", f"quarantined at promotion: {reason}")]
             return self._promote(card, f"lift: {evidence}")
         if stats.shown_tasks >= 2 * cfg.min_uses:
             return [self._transition(card, "retired", f"no lift: {evidence}")]

@@ -4,7 +4,8 @@ Tier 1, "Strategy:", is always there (strategies and failures to avoid). Tier 2,
 index of SOP titles with only the one SOP most relevant to the current state expanded, so long
 procedures cost tokens only when they apply. Tier 3, "Tips for actions available now:", holds tool
 tips whose action can be taken in this state. Critics get their calibration notes instead of tips
-they cannot use. Card text is untrusted data: one line each, capped, never formatting of our own.
+they cannot use. Card text is untrusted data, quoted as such: invisible characters dropped, role and field
+markers broken (`safeguards.screen.as_data`), one line each, capped, never formatting of our own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 from collections.abc import Sequence
 
 from purpose_dspy.memory.cards import MemoryCard, MemoryContext
+from purpose_dspy.safeguards.screen import as_data
 from purpose_dspy.text import LINE_CAP, content_words, estimate_tokens, one_line
 from purpose_dspy.types import State
 
@@ -96,15 +98,16 @@ def render(cards: Sequence[MemoryCard], sop: str | None) -> str:
 
 
 def card_lines(card: MemoryCard, *, expand: bool = False) -> list[str]:
-    """The lines one card takes in the context."""
+    """The lines one card takes in the context: its text as quoted data (`as_data`, then one capped line)."""
+    text = as_data(card.text)
     if card.kind == "failure_pattern":
-        return [one_line(f"- Avoid: {card.text}")]
+        return [one_line(f"- Avoid: {text}")]
     if card.kind == "procedural":
-        index = one_line(f"- {card.title}")
-        return [index, "  " + one_line(card.text, LINE_CAP - 2)] if expand else [index]
+        index = one_line(f"- {as_data(card.title)}")
+        return [index, "  " + one_line(text, LINE_CAP - 2)] if expand else [index]
     if card.kind == "tool":
-        return [one_line(f"- {card.action.strip()}: {card.text}")]
-    return [one_line(f"- {card.text}")]
+        return [one_line(f"- {as_data(card.action).strip()}: {text}")]
+    return [one_line(f"- {text}")]
 
 
 def _normal(action: str) -> str:

@@ -1,84 +1,71 @@
 """Admission screening: text that must never reach a model's context, whoever proposed it.
 
-A card is shown to every later task, so a poisoned card is a standing injection. Three rules:
-the text addresses the judge or the model (injection, "from now on always answer ..."), it holds a
-secret, or it copies an observation that gave orders (a naive distiller turning a note in the game
-into a "tip"). Like the critic's injection guard the patterns are broad: a false alarm costs one
-quarantined card an operator can release, a miss poisons every later episode.
+A card is shown to every later task, so a poisoned card is a standing injection. The shared screen
+(`purpose_dspy/safeguards/screen.py`) decides, by three rules:
+- the card's own text (title, action, text) holds what the screen flags: orders to the judge, the model
+  or memory, claims about scoring or completion, role or field markers, a secret; and, for a card shown to
+  any role but the critic's, the names of the system's own components (critic, memory, detector, rules,
+  judge, reward: a tip for the actor has no business with them; the critic's notes are about judging);
+- it copies an observation the screen flags (a naive distiller turning a note in the game into a "tip");
+- it was distilled from a trajectory any of whose observations the screen flags: a paraphrase shares no
+  words with its source, so the source decides. An operator can still release it (`promote --force`).
+Like the critic's guard the patterns are broad: a false alarm costs one quarantined card an operator can
+release, a miss poisons every later episode.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from purpose_dspy.memory.cards import MemoryCard
-from purpose_dspy.safeguards.injection import find_injection
+from purpose_dspy.safeguards.screen import ADDRESSED, CARD, UNTRUSTED, Kind, screen
 from purpose_dspy.text import one_line, shared_run
 
-INSTRUCTION_PATTERNS: tuple[str, ...] = (
-    r"\bfrom now on\b",
-    r"\balways (answer|respond|say|reply|output|choose)\b",
-    r"\bnever (answer|respond|say|refuse)\b",
-    r"\bremember (this|that) (rule|instruction)\b",
-    r"\byou must (always|now)\b",
-    r"\bnew rule\b",
-    r"\b(ignore|disregard) (all|any|previous)\b",
-)
-SECRET_PATTERNS: tuple[str, ...] = (
-    r"sk-[A-Za-z0-9_-]{16,}",
-    r"AKIA[0-9A-Z]{16}",
-    r"(api[_-]?key|password|secret|token)\s*[:=]\s*\S+",
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-)
-_INSTRUCTIONS = tuple(re.compile(p, re.IGNORECASE) for p in INSTRUCTION_PATTERNS)
-_SECRETS = tuple(re.compile(p, re.IGNORECASE) for p in SECRET_PATTERNS)
+JUDGING_ROLES: tuple[str, ...] = ("critic", "judge")
+"""Roles whose cards are about judging, and so may name the critic, Φ or the judge."""
 
 
 def find_instructions(text: str) -> list[str]:
-    """Passages of `text` that give the model standing orders (empty when there are none)."""
-    return [m.group(0) for pattern in _INSTRUCTIONS for m in pattern.finditer(text)]
+    """Passages of `text` that give the model or memory standing orders (empty when there are none)."""
+    return screen(text, ("orders", "memory")).passages()
 
 
 def find_secrets(text: str) -> list[str]:
-    """Secrets in `text`, redacted to their first characters so the log does not spread them."""
-    return [_redact(m.group(0)) for pattern in _SECRETS for m in pattern.finditer(text)]
+    """Secrets in `text`, redacted to what names them so the log does not spread them."""
+    return screen(text, ("secret",)).passages()
 
 
 def rule_changing(text: str) -> list[str]:
-    """Passages that try to change the rules: injections aimed at the judge or orders to the model."""
-    return find_injection(text) + find_instructions(text)
+    """Passages that try to change the rules: text aimed at the judge, the model or memory, claims, markers."""
+    return screen(text, ADDRESSED).passages()
+
+
+def card_kinds(card: MemoryCard) -> tuple[Kind, ...]:
+    """What the screen looks for in `card`: every kind, but naming the critic is allowed in the critic's own notes."""
+    return UNTRUSTED if set(card.roles) <= set(JUDGING_ROLES) else CARD
+
+
+def card_text(card: MemoryCard) -> str:
+    return "\n".join(part for part in (card.title, card.action, card.text) if part)
 
 
 def quarantine_reason(card: MemoryCard, observations: Sequence[str] = (), *, copied_words: int = 8) -> str | None:
-    """Why `card` must be quarantined (the rule and the matching passage), or None to admit it.
+    """Why `card` must be quarantined (the rule and the matching passages), or None to admit it.
 
-    `observations` are the texts of the states of the trajectory the card was distilled from.
+    `observations` are the texts of the states of the trajectories the card was distilled from.
     """
-    text = "\n".join(part for part in (card.title, card.action, card.text) if part)
-    if found := find_injection(text):
-        return f"injection: {_quote(found[0])}"
-    if found := find_instructions(text):
-        return f"instruction to the model: {_quote(found[0])}"
-    if found := find_secrets(text):
-        return f"secret: {_quote(found[0])}"
-    for observation in observations:
-        run = shared_run(text, observation, copied_words)
-        if run is not None and (orders := rule_changing(observation)):
-            return f"copied from an observation that gives orders ({_quote(orders[0])}): {_quote(run)}"
-    # A paraphrase shares no long run of words; what is known is that the source gave orders, and
-    # a card distilled from it cannot be told apart from one that obeys them. An operator decides.
-    for observation in observations:
-        if orders := rule_changing(observation):
-            return f"distilled from a trajectory whose observations give orders ({_quote(orders[0])})"
+    text = card_text(card)
+    if (own := screen(text, card_kinds(card))).flagged:
+        return own.reason()
+    flagged = [(observation, found) for observation in observations if (found := screen(observation)).flagged]
+    for observation, found in flagged:
+        if (run := shared_run(text, observation, copied_words)) is not None:
+            return f"copied from an observation the screen flags ({found.reason()}): {_quote(run)}"
+    # A card distilled from such a trajectory cannot be told apart from one that obeys it. An operator decides.
+    if flagged:
+        return f"distilled from a trajectory whose observations the screen flags ({flagged[0][1].reason()})"
     return None
 
 
 def _quote(passage: str, cap: int = 80) -> str:
     return repr(one_line(passage, cap))
-
-
-def _redact(secret: str) -> str:
-    """Keep what names the secret ("api_key =", "sk-a"), never its value."""
-    separator = re.search(r"[:=]\s*", secret)
-    return (secret[: separator.end()] if separator else secret[:4]) + "…"

@@ -177,6 +177,7 @@ class Orchestrator:
         else:
             after = env.step(decision.action)
             score = self.critique(run, before, decision.action, after)
+        score = score.at_peak(run.trajectory.phi_peak)  # reward only above the run's highest Φ so far
         run.state, run.phi = after, score.phi_after
         return Transition(
             index=len(run.trajectory.steps),
@@ -204,7 +205,8 @@ class Orchestrator:
             return dspy.Prediction(action=run.rng.choice(untried), thought="exploring: never tried here", error=None)
         # Our Actor leaves out pool demos of actions already taken from this very state; an actor of the user's
         # own whose forward has no `avoid` is called as before.
-        extra = {"avoid": self._tried_here(run)} if "avoid" in inspect.signature(self.agent.actor.forward).parameters else {}
+        takes_avoid = "avoid" in inspect.signature(type(self.agent.actor).forward).parameters
+        extra = {"avoid": self._tried_here(run)} if takes_avoid else {}
         with self._role(run, "actor"):
             decision = self.agent.actor(
                 purpose=run.trajectory.purpose, state=run.state, history=history,
@@ -245,6 +247,7 @@ class Orchestrator:
     def critique(self, run: RunState, before: State, action: str, after: State) -> PurposeScore:
         """The critic's judgment through the safeguards (the LM is asked only if the Φ store cannot answer).
 
+        `step` stamps it with the run's Φ peak, so a rise pays only where it beats every Φ of the run.
         With `score_phi` off: no critic call, no Φ store write, an unscored step (Φ carried over, delta 0)."""
         if not self.config.score_phi:
             return PurposeScore.unscored(run.phi, "not scored: actor-only run (RunConfig.score_phi is False)")

@@ -23,6 +23,9 @@ class SafeguardConfig(BaseModel):
     anomaly_window: int = Field(8, ge=2, description="How many earlier deltas of the trajectory the z-score uses.")
     anomaly_min_history: int = Field(4, ge=2, description="Earlier deltas needed before the z-score test applies.")
     anomaly_std_floor: float = Field(1.0, gt=0, description="Smallest std dev used in the z-score (flat histories).")
+    top_phi: float = Field(9.0, ge=0, le=10, description=(
+        "Φ above this (the top of the scale) is kept for states the environment itself reports a success "
+        "(`State.success`); any other state's new Φ is capped at it (flag `capped_no_success`). 10 switches it off."))
 
     def on(self, name: SafeguardName) -> bool:
         return name in self.enabled

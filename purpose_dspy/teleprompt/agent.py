@@ -76,7 +76,7 @@ class CompileConfig(BudgetConfig):
     """How the agent's compile spends its budget and what it keeps."""
 
     explore: float = Field(0.3, ge=0, le=1, description="Exploration rate of the train rollouts (see RunConfig.explore).")
-    rounds: int = Field(1, ge=0, description=(
+    rounds: int = Field(2, ge=0, description=(
         "Extra rounds of train rollouts on the tasks not solved yet (exploring, another seed each round), "
         "inside the budget: the compile finds more first successes of its own."))
     max_actor_demos: int = Field(48, ge=0, description="Size of the actor's cross-task demo pool.")
@@ -198,15 +198,17 @@ class PurposeTeleprompter(BudgetedTeleprompter):
 
     def _more_rounds(self, student: PurposeAgent, trainset: list[dspy.Example], train: list[RunResult],
                      budget: LMBudget, ckpt: Checkpoint, phi_store: PhiStore) -> list[Trajectory]:
-        """Up to `rounds` more rollouts of each train task not solved yet, another exploration seed each round."""
+        """Up to `rounds` more rollouts of each train task not solved yet, another exploration seed each round,
+        exploring at least half the time, actor-only (they look for first successes; the critic is not needed)."""
         solved = {r.trajectory.task.task_id for r in train if r.trajectory.success}
         found: list[Trajectory] = []
         for n in range(1, self.config.rounds + 1):
             todo = [e for e in trainset if self._task(e).task_id not in solved]
             if not todo or not budget.allows(1):
                 break
-            results = self._rollouts(f"train-round-{n}", student, todo, budget, ckpt, phi_store,
-                                     explore=max(self.config.explore, 0.3), seed=self.config.seed + n)
+            # actor-only: a first success is the environment's verdict, and Φ of these runs is not judged
+            results = self._rollouts(f"train-round-{n}", student, todo, budget, ckpt, phi_store, score_phi=False,
+                                     explore=max(self.config.explore, 0.5), seed=self.config.seed + n)
             found += [r.trajectory for r in results]
             solved |= {r.trajectory.task.task_id for r in results if r.trajectory.success}
             logger.info("round %d: %d of %d unsolved train tasks solved", n,

@@ -4,7 +4,9 @@ One JSON-lines file in the job's run directory. The first line names the job (a 
 that determines its results); every later line is one finished unit of work (a rollout, a judgment)
 under a key, written with flush + fsync before the job moves on. A half-written last line (the
 process died mid-write) is ignored, so at most the unit in flight is redone. A file that belongs to a
-different job is refused, never mixed in.
+different job (or format) is refused, never mixed in. A torn header (a first line that is not complete
+JSON: the job was killed during its very first write, so nothing after it can be trusted to be its
+units) is moved aside to `checkpoint.jsonl.torn-<UTC time>`, with a warning, and the job starts fresh.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +38,22 @@ class Checkpoint:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and self.path.stat().st_size:
-            self._read()
-        else:
-            self._append({"format": FORMAT, "job": job})
+        if self.path.exists() and self.path.stat().st_size and self._read():
+            return
+        self._append({"format": FORMAT, "job": job})
 
-    def _read(self) -> None:
+    def _read(self) -> bool:
+        """Resume from the file; False when its header was torn (the file is moved aside: start fresh)."""
         assert self.path is not None
         lines = self.path.read_text(encoding="utf-8").split("\n")
         try:
             header = json.loads(lines[0])
-        except json.JSONDecodeError as exc:
-            raise StoreCorruptError(f"{self.path}: the first line is not a checkpoint header; delete the file to start over") from exc
-        if header.get("format") != FORMAT:
-            raise StoreCorruptError(f"{self.path}: checkpoint format {header.get('format')!r}, this version reads {FORMAT}")
+        except json.JSONDecodeError:
+            self._move_aside_torn()
+            return False
+        got = header.get("format") if isinstance(header, dict) else f"none (a JSON {type(header).__name__})"
+        if got != FORMAT:
+            raise StoreCorruptError(f"{self.path}: checkpoint format {got!r}, this version reads {FORMAT}")
         if header.get("job") != self.job:
             raise UsageError(
                 f"{self.path.parent} holds the checkpoint of a different job (other program, tasks, settings or LMs); "
@@ -68,6 +73,14 @@ class Checkpoint:
                 raise StoreCorruptError(f"{self.path}:{number}: not JSON; delete the file to start over") from None
             self._done[record["key"]] = record["value"]
         logger.info("resuming from %s: %d finished units", self.path, len(self._done))
+        return True
+
+    def _move_aside_torn(self) -> None:
+        assert self.path is not None
+        aside = self.path.with_name(f"{self.path.name}.torn-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}")
+        os.replace(self.path, aside)
+        logger.warning("%s: the header line was torn (the job was killed during its first write); moved it aside to "
+                       "%s and starting this job fresh", self.path, aside.name)
 
     def _append(self, record: dict[str, Any]) -> None:
         assert self.path is not None

@@ -19,7 +19,7 @@ from purpose_dspy.safeguards import SafeguardConfig
 from purpose_dspy.safeguards.evidence import evidence_in_states
 from purpose_dspy.testing.critics import RawCritic, score_walk
 from purpose_dspy.testing.walks import Step, Walk
-from purpose_dspy.types import PurposeScore
+from purpose_dspy.types import PurposeScore, phi_peak
 
 EPSILON = 1e-6
 PHI_SCALE = 10.0
@@ -194,3 +194,17 @@ def walk_phi_is_bounded(critic: RawCritic, walk: Walk) -> Verdict:
     return _verdict("walk_phi_is_bounded", abs(total) <= PHI_SCALE + EPSILON,
                     f"the deltas of a walk must sum to within ±{PHI_SCALE:g}", lines, tuple(scores))
 
+
+
+# Not registered in PROPERTIES yet: `CriticPropertySuite` (suite.py) has one test method per registered property.
+def walk_reward_is_bounded_by_phi_max(critic: RawCritic, walk: Walk) -> Verdict:
+    """Over any walk the rewards sum to at most Φ_max reached - Φ_start: a loop between known states pays once."""
+    scores = score_walk(critic, walk.steps)
+    paid = [s.at_peak(phi_peak(scores[:i])) for i, s in enumerate(scores)]  # as `Orchestrator.step` stamps them
+    total = sum(s.reward for s in paid)
+    bound = (phi_peak(paid) or 0.0) - (paid[0].phi_before if paid else 0.0)
+    lines = [f"walk: {walk!r}"] + [f"step {i}: {said(s)}" for i, s in enumerate(paid, 1)]
+    lines.append(f"total reward: {total:g}, Φ max - Φ start: {bound:g}")
+    return _verdict("walk_reward_is_bounded_by_phi_max", total <= bound + EPSILON,
+                    "the rewards of a walk must sum to at most the highest Φ reached minus Φ at the start",
+                    lines, tuple(paid))

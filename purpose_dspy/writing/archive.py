@@ -8,6 +8,7 @@ A self-feeding archive fails in known ways; each has its counter here:
 - mode collapse (drafts imitating the archive): a draft sees a few examples chosen by the similarity of
   the task's brief, never two near-identical answers, and `render_examples` tells it to learn why they
   passed, not to copy their form;
+- a poisoned example: an answer the shared screen (`safeguards/screen.py`) flags is never shown to a draft;
 - quality drift: every admission goes to an append-only log (evicted entries still count), and
   `drift()` compares the latest window's mean score with the earlier windows'.
 
@@ -33,6 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpose_dspy.errors import UsageError
+from purpose_dspy.safeguards.screen import screen
 from purpose_dspy.stores.records import (
     EVENT_PREFIX,
     DiskRecords,
@@ -223,6 +225,9 @@ class Archive:
             self._records.push_event(admitted.model_dump(mode="json"))
             evicted = self._evict(now)
         logger.info("archived %s (%s, score %.2f >= %.2f)", entry.id, task_id, score, target)
+        if (found := screen(output)).flagged:
+            logger.warning("archived %s is flagged by the screen (%s); it is never shown to a draft", entry.id,
+                           found.reason())
         before, after = self._drift(history), self._drift([*history, admitted])
         if after.falling and not before.falling:
             logger.warning("archive %s: %s", self._where, after.message)
@@ -251,8 +256,8 @@ class Archive:
 
     def similar(self, task: str, k: int | None = None, *, exclude_task_id: str | None = None) -> list[ArchivedOutput]:
         """Up to `k` entries whose task brief is most like `task`'s; ties go to the higher score, then the newer.
-        An answer much like one already chosen is skipped. `exclude_task_id` keeps an evaluation from being
-        shown its own task's archived answer."""
+        An answer much like one already chosen is skipped, and so is one the shared screen flags (it never
+        reaches a draft). `exclude_task_id` keeps an evaluation from being shown its own task's archived answer."""
         k = self.config.examples_per_draft if k is None else k
         if k < 0:
             raise UsageError(f"k is how many examples to return, 0 or more; got {k}")
@@ -266,6 +271,8 @@ class Archive:
         for similarity, entry in ranked:
             if len(chosen) == k or similarity < self.config.min_similarity:
                 break
+            if screen(entry.output).flagged:  # archived before the screen knew its kind, or by hand
+                continue
             answer = shingles(entry.output)
             if all(overlap(answer, shingles(c.output)) < self.config.max_output_overlap for c in chosen):
                 chosen.append(entry)

@@ -3,7 +3,8 @@
 The LM's critique is a set of claims. Everything a program can measure (word and sentence counts,
 each constraint) is measured here, and each claim is checked against it: the measured value is what
 scores, the claim only feeds the LM's feature accuracy. So a critique that says "12 words" of a
-15-word text is recorded as wrong and the text fails its word-count constraint all the same.
+15-word text is recorded as wrong and the text fails its word-count constraint all the same. An output the
+shared screen (`safeguards/screen.py`) flags earns no LM-feature credit and never passes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from purpose_dspy.safeguards.injection import find_injection
+from purpose_dspy.safeguards.screen import screen
 from purpose_dspy.text import overlap, shingles
 from purpose_dspy.writing.constraints import count_sentences, count_words
 from purpose_dspy.writing.rubric import Rubric
@@ -47,7 +48,12 @@ class Review(BaseModel):
     composite: float = 0.0
     llm_overall: int | None = None
     copied_overlap: float = Field(0.0, description="Highest overlap with an archived example shown to the draft.")
-    injection: list[str] = Field(default_factory=list, description="Passages of the output that address the judge.")
+    injection: list[str] = Field(
+        default_factory=list,
+        description="Passages of the output the shared screen flags (text aimed at the judge, the model or "
+                    "memory, claims about scoring or completion, role or field markers, secrets redacted): "
+                    "no LM credit, no pass.",
+    )
     passed: bool = False
 
     @property
@@ -64,7 +70,8 @@ class Review(BaseModel):
         if self.measured_failures or self.injection or self.copied_overlap:
             facts = list(self.measured_failures)
             if self.injection:
-                facts.append("It contains text addressed to its judge; remove it.")
+                facts.append("It contains text addressed to its judge or its reader's model (orders, claims about its "
+                             "score, markers or secrets); remove it.")
             if self.features.get("original", 1.0) < 1.0:
                 facts.append("It copies an example answer; write it in your own structure and words.")
             if facts:
@@ -96,7 +103,7 @@ def review(
         said = list(claims.get("constraints_met") or [])
         for i, (constraint, ok) in enumerate(zip(task.constraints, met)):
             checks.append(_check(f"constraint {i + 1}: {constraint.describe()}", said[i] if i < len(said) else None, ok))
-    injection = find_injection(output)
+    injection = screen(output).passages()  # the same screen as memory's and the critic's, secrets included
     copied = max((overlap(shingles(output), shingles(text)) for text in shown), default=0.0)
     trusted = claims is not None and not injection
     features = {
@@ -106,7 +113,7 @@ def review(
     }
     composite = rubric.composite(features) if output.strip() else 0.0
     passed = (
-        bool(output.strip()) and composite >= rubric.target and features["original"] == 1.0
+        bool(output.strip()) and composite >= rubric.target and features["original"] == 1.0 and not injection
         and (all(met) or not rubric.require_verified)
     )
     overall = claims.get("overall_score") if claims else None
