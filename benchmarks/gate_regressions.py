@@ -19,6 +19,7 @@ promotion rate, the rate at which a promoted candidate is worse on test (Wilson 
 old rule "promote when not worse on dev" (candidate dev successes >= the parent's), with how many of its
 promotions were dev ties; and, the gate's cost, how often a refused candidate was better on test.
 `--rounds`, `--explore` and `--alpha` set CompileConfig.rounds / explore and GateConfig.alpha for every arm.
+The JSON records a hash of the library's code and whether it changed during the run (others edit it).
 
     python benchmarks/gate_regressions.py --out benchmarks/results/gate_regressions.json
     python benchmarks/gate_regressions.py --min-support 1 --rounds 3 --alpha 0.2 --json
@@ -28,6 +29,7 @@ promotions were dev ties; and, the gate's cost, how often a refused candidate wa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shlex
@@ -56,6 +58,16 @@ def copy_lms() -> dict[str, Any]:
     from copy_lm import copy_lms as scripted
 
     return scripted()[0]
+
+
+def code_hash() -> str:
+    """sha256 of the library's source and the scripted LM's: which code made the figures (others edit it)."""
+    scripted = [ROOT / "tests" / "copy_lm.py", ROOT / "tests" / "rule_lm.py"]
+    files = sorted([*(ROOT / "purpose_dspy").rglob("*.py"), *scripted])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def train_window(tasks: list[Task], n: int, start: int) -> list[Task]:
@@ -157,6 +169,8 @@ def render(report: dict[str, Any]) -> str:
                          f"{t['wins']:>2}-{t['losses']:<6} {'YES' if r['worse_on_test'] else 'no':<6} "
                          f"{r['pool_demos']}")
         lines += rates(arm["summary"])
+    if report.get("code_changed_during_run"):
+        lines.append("WARNING: the library's code changed during this run: the rows may mix two versions")
     if len(report["arms"]) > 1:
         lines += ["", f"all {report['pooled']['compiles']} compiles pooled", *rates(report["pooled"])]
     return "\n".join(lines)
@@ -204,13 +218,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "taskset": taskset.name, "env": taskset.env, "max_steps": taskset.max_steps,
         "settings": {"seeds": args.seeds, "train": args.train, "shift": args.shift, "dev": args.dev, "test": args.test,
                      "rounds": args.rounds, "explore": args.explore, "alpha": args.alpha},
-        "parent_test": {"n": parent_test.n, "successes": parent_test.successes},
+        "parent_test": {"n": parent_test.n, "successes": parent_test.successes}, "code_sha256": code_hash(),
         "arms": [],
     }
     for min_support in [int(v) for v in args.min_support.split(",") if v.strip()]:
         rows = [compile_seed(taskset, seed, min_support, args, parent_test) for seed in range(args.seeds)]
         report["arms"].append({"min_support": min_support, "rows": rows, "summary": summary(rows)})
         report["pooled"] = summary([r for arm in report["arms"] for r in arm["rows"]])  # every arm's compiles
+        report["code_changed_during_run"] = code_hash() != report["code_sha256"]
         if args.out:
             Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report) if args.json else render(report))

@@ -13,6 +13,6 @@ class TestMyCritic(CriticPropertySuite):
     lm = "local/smollm2-135m"  # the embedded model; --critic-lm overrides it
     env = "treasure-maze"  # your environment: an id, an Environment or its class (--critic-env)
     safeguards = SafeguardConfig()  # every safeguard on; None checks the critic alone
-    max_lm_calls = 20  # for the whole class, shared by the 10 properties
+    max_lm_calls = 22  # for the whole class, shared by the 11 properties
     max_examples = 2  # per property (--critic-max-examples)
     max_steps = 2  # the longest walk drawn

@@ -39,7 +39,7 @@ class ScriptedChat(BaseHTTPRequestHandler):
         type(self).requests.append(body)
         prompt = json.dumps(body["messages"])
         if "state_before" in prompt:
-            content = {"evidence": "The treasure is at row", "reasoning": "closer", "phi_before": 2, "phi_after": 3, "confidence": 0.8}
+            content = {"evidence": "You are at row", "reasoning": "closer", "phi_before": 2, "phi_after": 3, "confidence": 0.8}
         else:
             content = {"thought": "try it", "action": self.server.action}
         reply = {

@@ -138,9 +138,17 @@ def test_anomaly_flags_fire_exactly_above_the_threshold(ablated, step, before, a
     critic = guarded(ablated, [answer(before, after, step.after.observation)] * 2)
     P.single_step_is_bounded(critic, step).check()
     s = critic.score(step)
-    jump, limit = after - before, SafeguardConfig().anomaly_abs
+    cfg = SafeguardConfig()
+    limit, top = cfg.anomaly_abs, cfg.top_phi
+    # The top of the scale is the environment's word: Φ above `top_phi` only for a state it reports a success,
+    # so Φ(s) is capped before the jump is measured and Φ(s') after it is damped.
+    phi_before = before if step.before.success else min(before, top)
+    jump = after - phi_before
+    assert s.phi_before == pytest.approx(phi_before, abs=1e-6)
     assert ("anomaly_abs" in s.flags) == (abs(jump) > limit)
-    assert s.delta == pytest.approx(max(-limit, min(limit, jump)), abs=1e-6)
+    damped = max(-limit, min(limit, jump))
+    ceiling = 10.0 if step.after.success else top
+    assert s.delta == pytest.approx(min(damped, ceiling - phi_before), abs=1e-6)
 
 
 @given(walk=walks(MAZE, max_steps=40, min_steps=1), data=st.data())
@@ -163,8 +171,10 @@ def test_a_critic_that_always_says_better_cannot_inflate(ablated, steps, rise):
 # -- every safeguard is caught when removed -------------------------------------------------------
 
 CAUGHT_BY = {
+    # test_no_change_no_reward is no longer the cache's alone: a rise must quote text that changed, which a step
+    # from a state to itself has none of (the evidence safeguard), so it holds with either one switched off.
     "cache": ["test_identical_states_get_identical_phi", "test_one_state_has_one_phi_along_a_walk_with_revisits",
-              "test_phi_is_invariant_under_canonical_rewrites", "test_no_change_no_reward"],
+              "test_phi_is_invariant_under_canonical_rewrites"],
     "evidence": ["test_no_evidence_no_reward"],
     "injection": ["test_injected_text_never_raises_phi"],
     "confidence": ["test_low_confidence_counts_zero"],

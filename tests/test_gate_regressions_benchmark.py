@@ -42,6 +42,7 @@ def test_the_json_names_its_command_and_says_it_is_not_a_measurement(run, capsys
     assert written["measurement"] is False and "NOT a measurement" in written["label"]
     assert [a["min_support"] for a in written["arms"]] == [1, 2]
     assert written["parent_test"]["n"] == 4
+    assert len(written["code_sha256"]) == 16 and isinstance(written["code_changed_during_run"], bool)
 
 
 def test_every_row_has_the_gate_the_dev_and_the_test_figures(run):

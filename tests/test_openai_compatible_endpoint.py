@@ -45,7 +45,7 @@ def asked(body):
 def role_answer(body):
     """What a cooperative model says: a judgment for critic prompts, a valid move for actor prompts."""
     if "state_before" in asked(body):
-        return {"evidence": "The treasure is at row", "reasoning": "closer", "phi_before": 2, "phi_after": 3,
+        return {"evidence": "You are at row", "reasoning": "closer", "phi_before": 2, "phi_after": 3,
                 "confidence": 0.8}
     return {"thought": "try it", "action": VALID[0]}
 
@@ -91,7 +91,7 @@ def test_run_against_an_openai_compatible_server(server):
     base = f"http://127.0.0.1:{server.server_address[1]}/v1"
     summary = summary_of(run(base))
     assert summary["steps"] == 1 and summary["lm_calls"] == 2 and summary["tokens"] == 36  # actor + critic
-    assert summary["phi"] == {"start": 2.0, "end": 3.0, "total_reward": 1.0}
+    assert summary["phi"] == {"start": 2.0, "end": 3.0, "max": 3.0, "total_reward": 1.0}
     assert summary["models"] == {"actor": "openai/scripted", "critic": "openai/scripted"}
     assert ScriptedChat.requests and all(r["model"] == "scripted" for r in ScriptedChat.requests)
     # It answers JSON whatever it is asked: the probe settles on json_object, which carries the schema.

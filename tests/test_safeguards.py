@@ -250,7 +250,7 @@ def test_a_shared_store_answers_a_repeated_run_without_the_critic(tmp_path):
     task = Task(env_id="treasure-maze", seed=3)
     first_state = env.reset(task)
     moves = [first_state.valid_actions[0]] * 2
-    evidence = "The treasure is at row"
+    evidence = "You are at row"  # text that changes with the move (the treasure's row is the same in both states)
     calls = []
     for _run in range(2):
         lms = scripted_lms(actor=[{"thought": "t", "action": m} for m in moves],

@@ -146,7 +146,7 @@ def variant(tmp_path: Path, lm: str, safeguards: str, imports: str) -> Path:
     text = EXAMPLE.read_text()
     text = re.sub(r"(?m)^    lm = .*$", f"    lm = {lm}", text)
     text = re.sub(r"(?m)^    safeguards = .*$", f"    safeguards = {safeguards}", text)
-    text = re.sub(r"(?m)^    max_lm_calls = .*$", "    max_lm_calls = 400  # scripted: calls cost nothing", text)
+    text = re.sub(r"(?m)^    max_lm_calls = .*$", "    max_lm_calls = 440  # scripted: calls cost nothing (40 per property)", text)
     text = text.replace("from purpose_dspy.testing import CriticPropertySuite\n",
                         f"from purpose_dspy.testing import CriticPropertySuite\n{imports}\n")
     path = tmp_path / "test_my_critic.py"
@@ -170,7 +170,7 @@ def test_the_example_fails_with_a_shrunk_counterexample_when_a_safeguard_is_off(
                    "from purpose_dspy.testing.scripted import flatterer, scripted_critic_lm")
     run = run_pytest(path)
     assert run.returncode == 1, run.stdout[-3000:]
-    assert "1 failed, 9 passed" in run.stdout, run.stdout[-3000:]
+    assert "1 failed, 10 passed" in run.stdout, run.stdout[-3000:]
     assert "FAILED test_my_critic.py::TestMyCritic::test_injected_text_never_raises_phi" in run.stdout
     out = report(run)
     shrunk = "injected_text_never_raises_phi(\n    step=Step(treasure-maze/dev/0 ['north'] injected into after:"
@@ -183,7 +183,8 @@ def test_the_example_fails_with_a_shrunk_counterexample_when_a_safeguard_is_off(
 def test_the_example_fails_with_a_shrunk_counterexample_for_an_inconsistent_critic(tmp_path):
     path = variant(tmp_path, "scripted_critic_lm(moody)", "None",
                    "from purpose_dspy.testing.scripted import moody, scripted_critic_lm")
-    run = run_pytest(path)
+    # a fixed seed: how far hypothesis shrinks within the call budget varies from seed to seed (CI failed once)
+    run = run_pytest(path, "--hypothesis-seed=0")
     assert run.returncode == 1, run.stdout[-3000:]
     failed = set(re.findall(r"FAILED test_my_critic.py::TestMyCritic::test_(\w+)", run.stdout))
     assert {"identical_states_identical_phi", "phi_invariant_under_rewrites"} <= failed, run.stdout[-3000:]
@@ -207,19 +208,19 @@ def test_the_flags_choose_the_environment_the_examples_and_the_server(tmp_path, 
     run = run_pytest(path, "--critic-lm", "openai/scripted", "--critic-api-base", base, "--critic-max-examples", "1",
                      "--critic-env", "treasure-maze", "-o", "log_cli=true", "--log-cli-level=INFO")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "10 passed" in run.stdout
+    assert "11 passed" in run.stdout
     assert "on 1 examples" in run.stdout and "PurposeCritic on openai/scripted, guarded" in run.stdout
     assert len(server.RequestHandlerClass.requests) >= 9
 
 
 @pytest.mark.local_lm
 def test_the_example_passes_on_the_embedded_model(tmp_path):
-    """The example as shipped: every property, the embedded model, every safeguard on (about 20 LM calls)."""
+    """The example as shipped: every property, the embedded model, every safeguard on (about 22 LM calls)."""
     path = tmp_path / "test_my_critic.py"
     shutil.copy(EXAMPLE, path)
     run = run_pytest(path, timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "10 passed" in run.stdout
+    assert "11 passed" in run.stdout
 
 
 # -- the plugin, installed from the wheel in a fresh virtualenv ------------------------------------

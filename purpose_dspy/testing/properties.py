@@ -195,8 +195,7 @@ def walk_phi_is_bounded(critic: RawCritic, walk: Walk) -> Verdict:
                     f"the deltas of a walk must sum to within ±{PHI_SCALE:g}", lines, tuple(scores))
 
 
-
-# Not registered in PROPERTIES yet: `CriticPropertySuite` (suite.py) has one test method per registered property.
+@_property("walk")
 def walk_reward_is_bounded_by_phi_max(critic: RawCritic, walk: Walk) -> Verdict:
     """Over any walk the rewards sum to at most Φ_max reached - Φ_start: a loop between known states pays once."""
     scores = score_walk(critic, walk.steps)

@@ -226,3 +226,6 @@ class CriticPropertySuite:
 
     def test_walk_phi_is_bounded(self, critic_case: SuiteCase) -> None:
         critic_case.run("walk_phi_is_bounded")
+
+    def test_walk_reward_is_bounded_by_phi_max(self, critic_case: SuiteCase) -> None:
+        critic_case.run("walk_reward_is_bounded_by_phi_max")
