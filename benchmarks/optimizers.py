@@ -597,13 +597,15 @@ def _paired(a: dict, b: dict) -> dict:
     return {"n": len(common), "wins": wins, "losses": losses, "sign_test_p": sign_test(wins, losses)}
 
 
-def rule_lms() -> dict:
-    """tests/rule_lm.py's engine behind a real dspy.LM (a plumbing check, not a measurement)."""
-    path = Path(__file__).resolve().parent.parent / "tests" / "rule_lm.py"
-    spec = importlib.util.spec_from_file_location("rule_lm", path)
+def scripted_lms(name: str) -> dict:
+    """tests/rule_lm.py's engine (a plumbing check) or tests/copy_lm.py's (an actor that follows a demo whose
+    action, or `<goal>` template, fits here, else takes the first valid action): scripted, NOT measurements."""
+    tests = Path(__file__).resolve().parent.parent / "tests"
+    sys.path.insert(0, str(tests))  # copy_lm imports rule_lm
+    spec = importlib.util.spec_from_file_location(name, tests / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.rule_lms()[0]
+    return module.rule_lms()[0] if name == "rule_lm" else module.copy_lms()[0]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -625,6 +627,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--api-base", default=None)
     parser.add_argument("--cache", action="store_true", help="use DSPy's response cache (off: seconds stay honest)")
     parser.add_argument("--rule-lm", action="store_true", help="tests/rule_lm.py's engine: a smoke, not a measurement")
+    parser.add_argument("--copy-lm", action="store_true", help=(
+        "tests/copy_lm.py's engine: an actor that copies a demo whose action or <goal> template fits here (a stand-in "
+        "for an LM that can abstract), else the first valid action; scripted, not a measurement of a model"))
     parser.add_argument("--out", default=None, help="write the JSON report here, rewritten after every arm")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -633,12 +638,13 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         parser.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
 
-    lms = rule_lms() if args.rule_lm else build_role_lms(
+    scripted = "rule_lm" if args.rule_lm else "copy_lm" if args.copy_lm else None
+    lms = scripted_lms(scripted) if scripted else build_role_lms(
         load_lm_config(model=args.lm, api_base=args.api_base, cache=args.cache), roles=COMPILE_ROLES)
     b = Bench(args, lms)
     report: dict[str, Any] = {
         "command": shlex.join(["python", "benchmarks/optimizers.py", *(sys.argv[1:] if argv is None else argv)]),
-        "measurement": not args.rule_lm, "taskset": b.taskset.name, "max_steps": b.taskset.max_steps, "env": b.taskset.env,
+        "measurement": scripted is None, "scripted_lm": scripted, "taskset": b.taskset.name, "max_steps": b.taskset.max_steps, "env": b.taskset.env,
         "lm": lms["actor"].model, "train": len(b.train), "dev": len(b.dev), "test": args.test,
         "budget": args.budget, "k": args.k, "seed": args.seed, "splits": b.splits, "arms": [],
     }
@@ -664,12 +670,14 @@ def _vs(paired: dict, ref: str) -> str:
     if not keys:
         return "-"
     p = paired[keys[0]]
-    return f"+{p['wins']}/-{p['losses']} p={p['sign_test_p']:.2g}"
+    shown = "p<1e-4" if p["sign_test_p"] < 1e-4 else f"p={p['sign_test_p']:.2g}"  # sign_test rounds to 4 places
+    return f"+{p['wins']}/-{p['losses']} {shown}"
 
 
 def print_table(report: dict) -> None:
     if not report["measurement"]:
-        print("SMOKE RUN with the rule LM (tests/rule_lm.py): checks the plumbing, NOT a measurement")
+        print(f"SCRIPTED RUN with tests/{report.get('scripted_lm') or 'rule_lm'}.py: control flow and mechanism, "
+              "NOT a measurement of a model")
     print(f"optimizers on {report['taskset']}: train {report['train']}, dev {report['dev']}, test {report['test']} "
           f"seeds; budget {report['budget']} LM calls per compile; k {report['k']}; LM {report['lm']}")
     print(f"  {report['command']}")

@@ -75,8 +75,10 @@ def llama_server(tmp_path_factory):
 
 def cli(*args: str) -> dict:
     """`purpose-dspy ARGS --json` in a subprocess (bounded), its last stdout line as JSON."""
+    # a 135M model on 2 busy cores can take longer than the 10 s request timeout meant for silent endpoints
+    env = {**os.environ, "PURPOSE_DSPY_LM_TIMEOUT": "120"}
     out = subprocess.run([sys.executable, "-m", "purpose_dspy.cli", *args, "--json"], cwd=ROOT, capture_output=True, check=False,
-                         text=True, timeout=RUN_TIMEOUT_S)
+                         text=True, timeout=RUN_TIMEOUT_S, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

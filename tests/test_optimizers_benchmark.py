@@ -70,7 +70,7 @@ class ReflectingEngine(RuleEngine):
 def test_an_evolved_instruction_reaches_the_actor(bench, monkeypatch, capsys):
     engine = ReflectingEngine()
     lm = dspy.LM("local/rule-lm", engine=engine, temperature=0.0, max_tokens=256, cache=False, num_retries=0)
-    monkeypatch.setattr(bench, "rule_lms", lambda: dict.fromkeys(("actor", "critic", "judge", "optimizer"), lm))
+    monkeypatch.setattr(bench, "scripted_lms", lambda name: dict.fromkeys(("actor", "critic", "judge", "optimizer"), lm))
     rows = rows_of(bench.main(ARGS))
     capsys.readouterr()
     gepa, zero = rows["gepa"], rows["zero-shot"]
