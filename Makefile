@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[local,server,envs,plot,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[local,server,envs,plot,mlflow,ray,dev]"
 	touch $@
 
 install: $(VENV)/.installed

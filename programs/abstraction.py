@@ -1,16 +1,23 @@
 """The abstract view of a step that lets a demo travel from one task to another, from text alone.
 
 Two tasks of one family rarely share a state, but they share situations: "the thing the purpose
-names can be acted on here". The view is built from the purpose and the valid actions only:
+names can be acted on here", "the text in front of me names one of the actions". The view is built from
+the purpose, the observation and the valid actions only:
 
-- a word of an action that the purpose names (not the action's first word, its verb) is the goal:
-  under "find the coin ... take it", `take coin` is `take <goal>`; `move east` stays `move east`;
-- a state's **situation** is the set of its valid actions' shapes: the verb, plus ` <goal>` where
-  the action names the goal (`{move, take <goal>}`: the goal is at hand and one can walk away).
+- an action of two words or more that the observation says word for word, or every content word of
+  which it says (at least two of them), is **named**: its template is `<named>` (Simon says, 'smell pineapple' names `smell
+  pineapple`, and 'jump up and down' names `jump up and down`; "the current task is to take the papaya"
+  names `take papaya`);
+- otherwise a word of an action that the purpose names (not the action's first word, its verb) is the
+  goal: under "find the coin ... take it", `take coin` is `take <goal>`; `move east` stays `move east`;
+- a state's **situation** is the set of its valid actions' shapes that hold a slot (`take <goal>`,
+  `<named>`); a state with none has the empty situation, where only the very same text matches (the
+  callers fall back to it), so a move that was right in one house is never offered in another house.
+  (Falling back to the set of verbs instead was tried: in treasure-maze it let "south" from one maze's
+  start travel to every maze on two tasks' say-so.)
 
-A demo's action is kept as its **template** (`take <goal>`) and shown only where the situation is the
-same and the template names exactly one valid action now. A template with no goal in it is the
-action itself, so a move that was right in one house is never offered in another house as a rule.
+A demo's action is kept as its **template** and shown only where the situation is the same and the
+template names exactly one valid action now. A template with no slot in it is the action itself.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import Sequence
 from purpose_dspy.text import content_words, words
 
 GOAL = "<goal>"
+NAMED = "<named>"
 
 
 def goal_words(purpose: str) -> set[str]:
@@ -27,8 +35,19 @@ def goal_words(purpose: str) -> set[str]:
     return content_words(purpose, min_length=3)
 
 
-def template(action: str, purpose: str) -> str:
-    """`action` with every word the purpose names, after its verb, replaced by `<goal>`."""
+def named(action: str, observation: str) -> bool:
+    """The observation says `action` (two words or more) word for word, or says every content word of it (at
+    least two). A one-word action is never named: a list of exits says every move."""
+    said, seen, parts = content_words(action), words(observation), words(action)
+    exact = len(parts) >= 2 and bool(said) and f" {' '.join(parts)} " in f" {' '.join(seen)} "
+    return exact or (len(said) >= 2 and said <= set(seen))
+
+
+def template(action: str, purpose: str, observation: str = "") -> str:
+    """`<named>` for an action the observation names; else `action` with every word the purpose names,
+    after its verb, replaced by `<goal>`."""
+    if observation and named(action, observation):
+        return NAMED
     goal = goal_words(purpose)
     parts = words(action)
     if not parts:
@@ -36,19 +55,20 @@ def template(action: str, purpose: str) -> str:
     return " ".join([parts[0], *(GOAL if w in goal else w for w in parts[1:])])
 
 
-def shape(action: str, purpose: str) -> str:
-    """The verb of `action`, plus ` <goal>` when it names the goal."""
-    t = template(action, purpose)
-    verb = t.split(" ", 1)[0]
-    return f"{verb} {GOAL}" if GOAL in t.split()[1:] else verb
+def shape(action: str, purpose: str, observation: str = "") -> str | None:
+    """`<named>`, or the verb of `action` plus ` <goal>` when it names the goal; None when it has no slot."""
+    t = template(action, purpose, observation)
+    if t == NAMED:
+        return NAMED
+    return f"{t.split(' ', 1)[0]} {GOAL}" if GOAL in t.split()[1:] else None
 
 
-def situation(purpose: str, valid_actions: Sequence[str]) -> tuple[str, ...]:
-    """The sorted shapes of the valid actions (empty when the environment lists none)."""
-    return tuple(sorted({shape(a, purpose) for a in valid_actions}))
+def situation(purpose: str, valid_actions: Sequence[str], observation: str = "") -> tuple[str, ...]:
+    """The sorted slot shapes among the valid actions (empty: no slot, or no action list)."""
+    return tuple(sorted({s for a in valid_actions if (s := shape(a, purpose, observation))}))
 
 
-def concrete(template_text: str, purpose: str, valid_actions: Sequence[str]) -> str | None:
+def concrete(template_text: str, purpose: str, valid_actions: Sequence[str], observation: str = "") -> str | None:
     """The one valid action with this template, else None (none, or several: the template does not decide)."""
-    matches = [a for a in valid_actions if template(a, purpose) == template_text]
+    matches = list(dict.fromkeys(a for a in valid_actions if template(a, purpose, observation) == template_text))
     return matches[0] if len(matches) == 1 else None

@@ -11,6 +11,7 @@ from purpose_dspy.programs import abstraction
 from purpose_dspy.programs.demo_selection import focused, scored_demos, situation
 from purpose_dspy.programs.retry import Rejected, predict_with_retries
 from purpose_dspy.programs.task_paths import TaskPaths
+from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.signatures.act import Act, ActDirect, constrain_action
 from purpose_dspy.types import State
 
@@ -40,14 +41,14 @@ class Actor(dspy.Module):
     """
 
     # What an artifact records to rebuild this module with the same signature (see artifacts/store.py).
-    SETTINGS = ("reasoning", "demos_per_call", "demo_chars")
+    SETTINGS = ("reasoning", "demos_per_call", "demo_chars", "follow_rules")
 
     # What a demo is compared on when choosing the ones a call sees (see demo_selection.py).
     SITUATION = ("observation", "valid_actions")
 
     def __init__(
         self, max_attempts: int = 2, retry_temperature: float = 0.7, demos_per_call: int = 3, reasoning: bool = True,
-        demo_chars: int = 160,
+        demo_chars: int = 160, follow_rules: int = 0,
     ) -> None:
         super().__init__()
         # reasoning=True (the default): a `thought` before the action (the ChainOfThought way); False: the action
@@ -60,6 +61,8 @@ class Actor(dspy.Module):
         self.demos_per_call = demos_per_call
         self.demo_chars = demo_chars  # a pool demo's observation is shown `focused` on its action, this long at most
         self.paths = TaskPaths()  # per train task, the path that worked (compiled; see programs/task_paths.py)
+        # > 0: a pool rule that held on at least this many train tasks is followed without an LM call (compiled)
+        self.follow_rules = follow_rules
 
     @staticmethod
     def demo(
@@ -74,25 +77,42 @@ class Actor(dspy.Module):
 
     def demos_for(self, state: State, demos: list | None = None, avoid: tuple[str, ...] = (), purpose: str = "") -> list:
         """This call's demos. The caller's own (a remembered step of this very task) are shown alone. Otherwise
-        pool demos of the same abstract situation whose action template names one valid action here, not one in
-        `avoid` (taken from this very state already: the agent is back), at most `demos_per_call`, the most
-        similar last (nearest the question); none when there are none or they point at different actions."""
+        the pool demos that `rule_for` finds, the most similar last (nearest the question)."""
         if demos:
             return list(demos)
-        here = abstraction.situation(purpose, state.valid_actions)
+        return [demo.copy(observation=focused(str(demo.observation), str(demo.action), self.demo_chars))
+                for demo in reversed(self.rule_for(state, avoid, purpose)[1])]
+
+    def rule_for(self, state: State, avoid: tuple[str, ...] = (), purpose: str = "") -> tuple[str | None, list]:
+        """The action the pool's rules name here, and their demos (most similar first); (None, []) when none apply.
+
+        A pool demo applies when its abstract situation is the one here (with no slot in it: the very same
+        state text), its template names exactly one valid action here, that action is not in `avoid` (taken
+        from this very state already: the agent is back), and its own action is not another valid action here
+        (a small model copies the literal text). At most `demos_per_call`; none when they disagree."""
+        here = abstraction.situation(purpose, state.valid_actions, state.observation) or (canonical_text(state.observation),)
         query = situation({"observation": state.observation, "valid_actions": state.valid_actions}, self.SITUATION)
         usable = []
         for _, demo in scored_demos(self.act.demos, query, self.SITUATION):
-            p = str(demo.get("purpose", purpose))
-            action = abstraction.concrete(abstraction.template(str(demo.action), p), purpose, state.valid_actions)
-            if (abstraction.situation(p, demo.valid_actions) == here and action
-                    and not (avoid and match_action(action, avoid))):
+            p, seen, shown = str(demo.get("purpose", purpose)), str(demo.observation), str(demo.action)
+            there = abstraction.situation(p, demo.valid_actions, seen) or (canonical_text(seen),)
+            action = abstraction.concrete(abstraction.template(shown, p, seen), purpose, state.valid_actions,
+                                          state.observation)
+            trap = shown in state.valid_actions and shown != action
+            if there == here and action and not trap and not (avoid and match_action(action, avoid)):
                 usable.append((action, demo))
         usable = usable[: self.demos_per_call]
         if len({action for action, _ in usable}) != 1:
-            return []
-        return [demo.copy(observation=focused(str(demo.observation), str(demo.action), self.demo_chars))
-                for _, demo in reversed(usable)]
+            return None, []
+        return usable[0][0], [demo for _, demo in usable]
+
+    @staticmethod
+    def rule_line(action: str, demos: list) -> str:
+        """What the pool's rule says here, in Python's words (true: counted on the train tasks)."""
+        support = max(int(d.get("support", 0) or 0) for d in demos)
+        tasks = f"{support} train tasks" if support else "the train tasks"
+        return (f"A step of this kind was right on {tasks} (it made progress, or lay on a path that succeeded) "
+                f"and never went wrong there; here that step is '{action}'.")
 
     def dump_state(self, json_mode: bool = True) -> dict:
         """DSPy's state of the predictor, plus the remembered paths (plain JSON) when there are any."""
@@ -115,6 +135,12 @@ class Actor(dspy.Module):
         pool's, see `demos_for`); `avoid`: actions taken from this very state already without progress."""
         signature = constrain_action(self.act.signature, state.valid_actions)
         call_demos = self.demos_for(state, demos, avoid, purpose)
+        if not demos and call_demos:
+            rule, _ = self.rule_for(state, avoid, purpose)
+            line = self.rule_line(rule, call_demos)
+            if self.follow_rules and max(int(d.get("support", 0) or 0) for d in call_demos) >= self.follow_rules:
+                return dspy.Prediction(action=rule, thought=f"rule: {line}", error=None, attempts=0)
+            experience = "\n".join(x for x in (line, experience) if x)
 
         def valid(pred: dspy.Prediction) -> tuple[str, str]:
             action = match_action(str(pred.action), state.valid_actions)

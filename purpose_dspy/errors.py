@@ -91,3 +91,19 @@ class StaleArtifactError(ArtifactError):
     Its files are intact, but its demos and instructions were written for other fields. A compile into
     the same directory starts from the zero-shot program instead of it (see `compile_job`).
     """
+
+
+class LimitStop(RunStopped):
+    """A monitor's limit (its `limits.toml`) or its pause flag stopped the run before the next step.
+
+    `limit` names which (`lm_calls_per_run`, `tokens_per_day`, `deny_actions`, `flag_streak`,
+    `self_modifications`, `paused`...); `reason` is `limit:<limit>` (the trajectory's stop reason) and the
+    message one line: the figures, and who must do what (raise the limit, wait, `purpose-dspy resume`).
+    """
+
+    reason = "limit"
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.reason = f"limit:{limit}"

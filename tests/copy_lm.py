@@ -2,7 +2,8 @@
 valid action (a poor blind policy, so what the demos carry is what shows). Every other role answers as
 rule_lm does.
 
-"Fits": the demo's action is valid here, or (`abstract=True`, the default) its template under the abstract
+It first follows the actor's rule line (programs/actor.py `rule_line`: "here that step is 'X'") when X is
+valid. "Fits": the demo's action is valid here, or (`abstract=True`, the default) its template under the abstract
 view of programs/abstraction.py (`take <goal>`) names exactly one valid action here. A stand-in for what the
 embedded models were measured to do (copy a demo whose situation is the one in front of them) and, with
 templates, for an LM that can abstract; control-flow evidence only, never a measurement of a real model.
@@ -11,6 +12,7 @@ templates, for an LM that can abstract; control-flow evidence only, never a meas
 from __future__ import annotations
 
 import json
+import re
 
 import dspy
 from rule_lm import _FIELD, RuleEngine
@@ -46,7 +48,9 @@ class CopyEngine(RuleEngine):
             valid = []
         with self._lock:
             self.demos_seen.append(list(self._demo_actions))
-        copied = next((a for a in map(lambda d: self._fit(d, valid), reversed(self._demo_actions)) if a), None)
+        hint = re.search(r"here that step is '([^']+)'", f.get("experience", ""))
+        copied = hint.group(1) if hint and hint.group(1) in valid else None  # the pool's rule, in Python's words
+        copied = copied or next((a for a in map(lambda d: self._fit(d, valid), reversed(self._demo_actions)) if a), None)
         return role, {"thought": "copy" if copied else "blind", "action": copied or (valid[0] if valid else "north")}
 
     def _fit(self, demo_action: str, valid: list[str]) -> str | None:

@@ -95,21 +95,30 @@ def actor_with(pool: list) -> Actor:
     return actor
 
 
+COIN = "Take the coin."
+
+
 def demo(observation: str, action: str, *valid: str):
-    return Actor.demo("p", state(observation, *valid), action, thought="t")
+    return Actor.demo(COIN, state(observation, *valid), action, thought="t")
 
 
 def test_per_call_selection_valid_not_failed_agreeing_best_last():
     near = demo(HALL, "take coin", "take coin", "move west")
     far = demo("You are in the hallway.", "take coin", "take coin", "move west")
     here = state(HALL, "take coin", "move west")
-    assert [d.observation for d in actor_with([near, far]).demos_for(here)] == [far.observation, HALL]  # best last
-    assert actor_with([near]).demos_for(state(HALL, "move west")) == []  # its action is not valid now
-    assert actor_with([near]).demos_for(here, avoid=("take coin",)) == []  # already taken here, came back
+    shown = actor_with([near, far]).demos_for(here, purpose=COIN)
+    assert [d.observation for d in shown] == [far.observation, HALL]  # best last
+    assert actor_with([near]).demos_for(state(HALL, "move west"), purpose=COIN) == []  # its action is not valid now
+    assert actor_with([near]).demos_for(here, avoid=("take coin",), purpose=COIN) == []  # taken here already
     other = demo(HALL, "move west", "take coin", "move west")
-    assert actor_with([near, other]).demos_for(here) == []  # the candidates disagree: none
+    assert actor_with([near, other]).demos_for(here, purpose=COIN) == []  # the candidates disagree: none
     elsewhere = demo(KITCHEN, "move east", "move east")  # a situation where only moving was possible
-    assert actor_with([elsewhere]).demos_for(here) == []  # another situation: not shown
+    assert actor_with([elsewhere]).demos_for(here, purpose=COIN) == []  # another situation: not shown
+    same_kitchen = demo(KITCHEN, "move east", "move east", "move west")  # no slot: only the very same text
+    assert actor_with([same_kitchen]).demos_for(state(KITCHEN, "move east", "move west"), purpose=COIN)
+    assert actor_with([same_kitchen]).demos_for(state(KITCHEN + " ", "move east", "move west"), purpose=COIN)
+    assert not actor_with([same_kitchen]).demos_for(state("You are in the cellar.", "move east", "move west"),
+                                                    purpose=COIN)
 
 
 def test_a_goal_template_travels_to_another_goal_word():
@@ -148,3 +157,71 @@ def test_a_loaded_artifact_replays_its_train_task_and_shows_nothing_elsewhere(tm
     engine.demos_seen.clear()
     run.run(TreasureMaze(), taskset.tasks("test")[0], taskset.purpose)
     assert all(seen == [] for seen in engine.demos_seen)  # a held-out maze: no remembered step, no pool demo
+
+
+SIMON = "Do exactly what Simon says."
+
+
+def simon_step(seed: int, said: str, taken: str, progress: float, others: tuple[str, ...]) -> Trajectory:
+    """One step of a simonsays-like game: the observation names the action; progress rises or the game ends."""
+    before = state(f"Simon says, '{said}'.", said, *others)
+    task = Task(env_id="toy", seed=seed)
+    return Trajectory(purpose=SIMON, task=task, success=False, stop_reason="done" if progress < 0 else "step_limit",
+                      steps=[Transition(index=0, before=before, action=Action(text=taken, thought="t"),
+                                        after=state("Next.", done=progress < 0), progress=progress,
+                                        score=PurposeScore.unscored(0.0, "test"))])
+
+
+def test_a_named_action_rule_is_learned_from_progress_and_travels_to_other_objects():
+    runs = [simon_step(0, "smell pineapple", "smell pineapple", 0.2, ("eat apple", "touch pear")),
+            simon_step(1, "eat banana", "eat banana", 0.2, ("smell grape", "slice lime")),
+            simon_step(2, "touch plum", "slice lime", -1.0, ("touch plum", "slice lime"))]  # wrong: the game ends
+    demos, _ = pool_demos(runs, max_demos=4)
+    assert {d.action for d in demos} == {"smell pineapple", "eat banana"} and demos[0].support == 2
+    assert demos[0].thought == f"The observation names '{demos[0].action}', and it is one of the valid actions."
+    actor = actor_with(demos)
+    here = state("Simon says, 'examine kiwi'.", "take kiwi", "examine kiwi", "eat banana")
+    action, shown = actor.rule_for(here, purpose=SIMON)
+    assert action == "examine kiwi"  # the template <named> names this task's action
+    assert all(d.action != "eat banana" for d in shown)  # a demo whose own action is valid-but-wrong here: a trap
+    assert "here that step is 'examine kiwi'" in Actor.rule_line(action, shown) and "2 train tasks" in \
+        Actor.rule_line(action, shown)
+    assert actor.rule_for(state("Simon says, 'examine kiwi'.", "take kiwi"), purpose=SIMON) == (None, [])
+
+
+def test_a_template_that_went_wrong_once_is_not_a_rule():
+    runs = [simon_step(0, "smell pineapple", "smell pineapple", 0.2, ("eat apple",)),
+            simon_step(1, "eat banana", "eat banana", 0.2, ("smell grape",)),
+            simon_step(2, "touch plum", "touch plum", -1.0, ("slice lime",))]  # named, and it ended the game
+    assert pool_demos(runs, max_demos=4)[0] == []
+
+
+def test_named_actions_word_for_word_or_by_their_content_words():
+    from purpose_dspy.programs.abstraction import named
+
+    assert named("jump up and down", "Simon says, 'jump up and down'.")  # one content word, said word for word
+    assert named("take papaya", "The current task is to take the papaya.")
+    assert not named("take banana", "The current task is to take the papaya.")
+    assert not named("inventory", "You are in the kitchen.") and not named("look", "")
+    assert not named("eat", "You see wheat.")  # word for word means whole words
+    assert not named("north", "Exits: north, south.")  # one word: a list of exits says every move
+
+
+def test_a_rule_with_enough_support_is_followed_without_an_lm_call():
+    import dspy
+    from dspy.utils import DummyLM
+
+    runs = [simon_step(seed, said, said, 0.2, ("eat apple",)) for seed, said in
+            enumerate(["smell pineapple", "eat banana", "touch plum"])]
+    demos, _ = pool_demos(runs, max_demos=4)
+    here = state("Simon says, 'examine kiwi'.", "take kiwi", "examine kiwi")
+    lm = DummyLM([{"thought": "t", "action": "take kiwi"}] * 3)
+    for follow, expected, calls in ((3, "examine kiwi", 0), (4, "take kiwi", 1), (0, "take kiwi", 1)):
+        actor = actor_with(demos)
+        actor.follow_rules = follow
+        before = len(lm.history)
+        with dspy.context(lm=lm):
+            pred = actor(purpose=SIMON, state=here)
+        assert (pred.action, len(lm.history) - before) == (expected, calls)
+    assert own_thought(Transition(index=0, before=here, action=Action(text="examine kiwi", thought="rule: x"),
+                                  after=here, score=PurposeScore.unscored(0.0, "t"))).startswith("The observation names")

@@ -302,7 +302,8 @@ def test_compile_save_load_compile_save_load_in_one_directory(tmp_path):
     second = _compile_into(root, lms)
     assert (first.version, second.version, second.parent_version) == (1, 2, 1)
     assert second.components["actor"].predictors["act"]["signature"] == "Act"
-    assert second.components["actor"].settings == {"reasoning": True, "demos_per_call": 3, "demo_chars": 160}
+    assert second.components["actor"].settings == {"reasoning": True, "demos_per_call": 3, "demo_chars": 160,
+                                                   "follow_rules": 3}
     assert artifacts.load(f"{root}@v2").version == 2
     third = _compile_into(root, lms) if second.gate.promoted else None
     if third is not None:

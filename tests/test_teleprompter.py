@@ -56,13 +56,13 @@ def test_every_solved_train_task_gets_its_path_and_no_maze_step_holds_across_tas
     assert not program.actor.act.demos and not [d for d in tp.report.demos if d.component == "actor"]
 
 
-def test_actor_demos_come_from_successful_trajectories_with_provenance():
+def test_actor_demos_come_from_train_rollouts_with_provenance():
     tp, _, _ = compile_once(min_support=1)
     program, report = tp.candidate, tp.report
     actor_sources = [d for d in report.demos if d.component == "actor"]
     assert len(actor_sources) == len(program.actor.act.demos) > 0
-    train_ids = {t.trajectory_id for t in report.train.tasks if t.success}
-    assert {s.trajectory_id for s in actor_sources} <= train_ids
+    # from the train rollouts (the first one or a later round; a good step: on a successful path, or progress rose)
+    assert {s.task_id for s in actor_sources} <= {t.task_id for t in report.train.tasks}
     # every demo's action was valid in its state, and the demo pool has no duplicates
     for demo in program.actor.act.demos:
         assert demo["action"] in demo["valid_actions"]

@@ -41,8 +41,12 @@ class CompiledAgent:
         return out
 
     def run(self, purpose: str | None, env: Any, *, task: Any = None, lms: dict[str, Any] | None = None,
-            config: Any = None, experience: Any = None) -> Any:
-        """One episode with the compiled program (`task` default: seed 0 of the artifact's environment)."""
+            config: Any = None, experience: Any = None, monitor: Any = None) -> Any:
+        """One episode with the compiled program (`task` default: seed 0 of the artifact's environment).
+
+        `monitor` (a `purpose_dspy.monitor.Monitor`; default: the one `PURPOSE_DSPY_MONITOR` names, if set) limits
+        the episode and records it in its ledger (source 'agent')."""
+        from purpose_dspy.monitor import Monitor
         from purpose_dspy.runtime.config import RunConfig
         from purpose_dspy.runtime.orchestrator import Orchestrator
         from purpose_dspy.types import Task
@@ -54,8 +58,10 @@ class CompiledAgent:
             task = Task(env_id=getattr(env, "env_id", ts.get("env", "treasure-maze")), seed=0, split="test",
                         params=ts.get("params") or {})
         config = config or RunConfig(max_steps=int(ts.get("max_steps") or 20))
-        return Orchestrator(self.program, lms or self.build_lms(), config, experience=experience).run(
-            env, task, purpose if purpose is not None else ts.get("purpose"))
+        monitor = monitor if monitor is not None else Monitor.from_env()
+        guard = monitor.guard(self.manifest.name, version=f"v{self.version}", source="agent") if monitor else None
+        return Orchestrator(self.program, lms or self.build_lms(), config, experience=experience,
+                            limit_guard=guard).run(env, task, purpose if purpose is not None else ts.get("purpose"))
 
 
     def edit(self, task: Any, *, archive: Any = None, lm: Any = None, learn: bool = True) -> Any:

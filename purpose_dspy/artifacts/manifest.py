@@ -17,7 +17,8 @@ from purpose_dspy.metrics import SplitMetrics
 from purpose_dspy.teleprompt.base import DemoSource
 from purpose_dspy.teleprompt.gate import GateDecision
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added `approval`; version 1 manifests (no such field) are read as they are
+READABLE_SCHEMAS = (1, 2)
 MANIFEST = "manifest.json"
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password)$", re.IGNORECASE)
 
@@ -56,6 +57,9 @@ class Manifest(BaseModel):
     judge: dict[str, Any] = Field(default_factory=dict)
     memory: dict[str, Any] = Field(default_factory=dict)
     gate: Gate
+    approval: str | None = Field(None, description=(
+        "'required': the gate passed it but it was written pending (`compile --require-approval`, `improve`); it is "
+        "never served until `artifacts approve`. None: promoted by its gate or kept, as before schema 2."))
     files: dict[str, str] = Field(description="sha256 of every other file in the version directory.")
     content_hash: str = Field(description="sha256 over the sorted (file, sha256) pairs.")
     manifest_hash: str = Field("", description="sha256 of this manifest's canonical JSON with this field empty.")
@@ -109,9 +113,10 @@ def _parse_manifest(path: Path, raw: bytes) -> Manifest:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ArtifactError(f"{path} is not valid JSON ({exc}); the artifact was damaged: recompile or load another version") from exc
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(data, dict) or data.get("schema_version") not in READABLE_SCHEMAS:
         got = data.get("schema_version") if isinstance(data, dict) else None
-        raise ArtifactError(f"{path}: schema version {got!r}, this purpose-dspy reads {SCHEMA_VERSION}; recompile with this version")
+        raise ArtifactError(f"{path}: schema version {got!r}, this purpose-dspy reads {READABLE_SCHEMAS}; recompile "
+                            "with this version (or upgrade purpose-dspy if the artifact is newer)")
     if raw != _canonical(data):
         raise ArtifactError(f"{path} was edited (its bytes are not the canonical form written at compile time); recompile or restore it")
     try:

@@ -4,7 +4,8 @@
                            memory.json                             the memory snapshot (cards)
                            taskset.toml                            the task set it was compiled on
                            manifest.json                           everything below, canonical JSON
-    compiled/<name>/promotions.jsonl                               promotion log (append-only)
+    compiled/<name>/promotions.jsonl                               promotion log (append-only): each version's
+                                                                   status (promoted, demoted, pending, rejected)
 
 The manifest records the schema version, creation time, parent version, the signature fingerprint of
 every predictor (field names, kinds, types, JSON schema, instruction hash), dspy / python versions,
@@ -59,8 +60,8 @@ from purpose_dspy.artifacts.manifest import (
     _sha,
     read_manifest,
 )
-from purpose_dspy.artifacts.versions import _log_promotion, _next_version, resolve
-from purpose_dspy.errors import ArtifactError, StaleArtifactError
+from purpose_dspy.artifacts.versions import _log_promotion, _next_version, approval_state, check_servable, resolve
+from purpose_dspy.errors import ArtifactError, StaleArtifactError, UsageError
 from purpose_dspy.programs.agent import PurposeAgent
 from purpose_dspy.tasksets import TaskSet
 from purpose_dspy.teleprompt.base import CompileReport
@@ -82,9 +83,12 @@ def save_artifact(
     taskset: TaskSet | None = None,
     taskset_bytes: bytes | None = None,
     parent_version: int | None = None,
+    pending: bool = False,
+    log: dict[str, Any] | None = None,
 ) -> Manifest:
     """Write the next version under `root` (atomically: a temp dir renamed into place), promoted if the compile's
-    gate promoted it.
+    gate promoted it; with `pending`, a version the gate passed is written pending instead (never served until
+    `approval.approve`). `log`: more fields for its promotion-log line (who, why).
 
     The decision is the compile's (`report.gate`, see `teleprompt/gate.py`: more paired dev seeds gained than
     lost and a one-sided sign test p <= alpha), recorded as it was; a report without one (no valset) is kept
@@ -114,12 +118,14 @@ def save_artifact(
               "phases": report.phases, "by_role": report.by_role, "budget_exhausted": report.budget_exhausted},
         demos=report.demos, judge=report.judge,
         memory={"file": "memory.json", "cards": len(report.memory_cards)},
-        gate=gate, files=files, content_hash=_content_hash(files),
+        gate=gate, approval="required" if pending and gate.promoted else None, files=files,
+        content_hash=_content_hash(files),
     )
     version = _write_version(root, manifest, blobs)
     if gate.promoted:
-        _log_promotion(root, version, "promoted", f"gate: {gate.reason}")
-    logger.info("wrote %s/v%d (%s)", root, version, "promoted" if gate.promoted else f"not promoted: {gate.reason}")
+        _log_promotion(root, version, "pending" if pending else "promoted", f"gate: {gate.reason}", **(log or {}))
+    logger.info("wrote %s/v%d (%s)", root, version, ("pending approval" if pending else "promoted") if gate.promoted
+                else f"not promoted: {gate.reason}")
     return manifest
 
 
@@ -179,9 +185,13 @@ def _gate(report: CompileReport) -> Gate:
 
 
 def promote(ref: str | Path, reason: str = "by operator", *, require_signature: bool = False) -> int:
-    """Promote a version after a trial load (a damaged or stale version is never promoted)."""
+    """Promote a version after a trial load (a damaged or stale version is never promoted; a pending one is
+    approved instead, so its approval is on record: `approval.approve`)."""
     directory = resolve(ref, explicit="promote")
-    verify(directory, require_signature=require_signature)
+    manifest = verify(directory, require_signature=require_signature)
+    if approval_state(directory, manifest)[0] == "pending":
+        raise UsageError(f"{directory.parent}@v{manifest.version} is pending approval; approve it instead (so the "
+                         f"approval is recorded): purpose-dspy artifacts approve {directory.parent}@v{manifest.version}")
     version = int(directory.name[1:])
     _log_promotion(directory.parent, version, "promoted", reason)
     return version
@@ -278,7 +288,8 @@ def _fresh_components(manifest: Manifest) -> dict[str, dspy.Module]:
 
 
 def _with_settings(module: dspy.Module, entry: ComponentEntry) -> dspy.Module:
-    """`module`, or one of its class built with the settings the artifact recorded where they differ from its own.
+    """`module` with the settings the artifact recorded, set on it; or, where `reasoning` differs (it picks the
+    predictor's signature), one of its class built with them.
 
     Artifacts written before settings were recorded (`settings` None) had the free-text fields on (reasoning).
     """
@@ -290,7 +301,11 @@ def _with_settings(module: dspy.Module, entry: ComponentEntry) -> dspy.Module:
                             "upgrade purpose-dspy to load this artifact")
     if all(getattr(module, k) == v for k, v in wanted.items()):
         return module
-    return type(module)(**wanted)
+    if wanted.get("reasoning", getattr(module, "reasoning", None)) == getattr(module, "reasoning", None):
+        for k, v in wanted.items():  # plain attributes: the module (and a user's own predictor in it) stays
+            setattr(module, k, v)
+        return module
+    return type(module)(**wanted)  # `reasoning` picks the predictor's signature: build it anew
 
 
 def _check_fingerprints(directory: Path, manifest: Manifest, components: dict[str, dspy.Module]) -> None:
@@ -330,13 +345,16 @@ def _same_prompt(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "signature"} == {k: v for k, v in b.items() if k != "signature"}
 
 
-def load(ref: str | Path, *, require_signature: bool = False) -> CompiledAgent:
+def load(ref: str | Path, *, require_signature: bool = False, allow_unapproved: bool = False) -> CompiledAgent:
     """Load `compiled/<name>` (its current promoted version) or `compiled/<name>@v<N>`, verified.
 
     With `PURPOSE_DSPY_SIGNING_KEY` set, an unsigned or badly signed version is refused; `require_signature`:
-    the key must be set (a usage error otherwise), so an unsigned version can never load unnoticed."""
+    the key must be set (a usage error otherwise), so an unsigned version can never load unnoticed. A pending or
+    rejected version is refused (never served) unless `allow_unapproved` (to inspect or evaluate it)."""
     directory = resolve(ref)
     manifest, blobs = _read_verified(directory, require_signature=require_signature)
+    if not allow_unapproved:
+        check_servable(directory, manifest)
     states = _component_states(directory, manifest, blobs)
     components = _fresh_components(manifest)
     _check_fingerprints(directory, manifest, components)

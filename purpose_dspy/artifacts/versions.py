@@ -1,4 +1,10 @@
-"""Version directories and the promotion log: which `v<N>` a reference names, which one is current."""
+"""Version directories and the promotion log: which `v<N>` a reference names, which one is current.
+
+The promotion log (`promotions.jsonl`, append-only) is the index of each version's status. Format 1 lines
+(no `format` key) know `promoted` and `demoted`; format 2 adds `pending` (a candidate the gate passed, held
+for a human) and `rejected`, and `who` / `why` on every line. Either kind of line is read; a pending or
+rejected version is never on the promoted stack, so even a reader of format 1 never serves one.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from purpose_dspy.artifacts.manifest import Manifest, read_manifest
 from purpose_dspy.errors import ArtifactError, UsageError
 
 PROMOTIONS = "promotions.jsonl"
+LOG_FORMAT = 2
+EVENTS = ("promoted", "demoted", "pending", "rejected")
 _REF = re.compile(r"^(?P<root>.+?)(?:@v?(?P<at>\d+)|[/\\]v(?P<dir>\d+))?[/\\]?$")
 
 
@@ -40,9 +48,13 @@ def versions(root: str | Path) -> list[Manifest]:
     return [read_manifest(root / f"v{n}") for n in numbers]
 
 
-def _log_promotion(root: Path, version: int, event: str, reason: str) -> None:
-    line = json.dumps({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "version": version,
-                       "event": event, "reason": reason}) + "\n"
+def _log_promotion(root: Path, version: int, event: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """Append one line (format 2) to the promotion log; returns it. `extra`: e.g. who, why."""
+    if event not in EVENTS:
+        raise UsageError(f"not a promotion event: {event!r} (known: {', '.join(EVENTS)})")
+    entry = {"format": LOG_FORMAT, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "version": version,
+             "event": event, "reason": reason, **extra}
+    line = json.dumps(entry) + "\n"
     # Never through a symlink, never blocking on a FIFO: the log is part of an artifact that may be untrusted.
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -57,6 +69,7 @@ def _log_promotion(root: Path, version: int, event: str, reason: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    return entry
 
 
 def promotion_events(root: str | Path) -> list[dict[str, Any]]:
@@ -77,20 +90,41 @@ def promotion_events(root: str | Path) -> list[dict[str, Any]]:
     return events
 
 
-def promoted_stack(root: str | Path) -> list[int]:
-    """Promoted versions, oldest first; the last is the one `load(root)` gives."""
-    stack: list[int] = []
+def _checked_events(root: str | Path) -> list[tuple[int, str, dict[str, Any]]]:
+    """(version, event, line) of every log line, oldest first; a malformed or newer-format line is refused."""
+    out = []
     for number, event in enumerate(promotion_events(root), start=1):
+        where = f"{Path(root) / PROMOTIONS}:{number}"
         try:
-            version, kind = int(event["version"]), event["event"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{Path(root) / PROMOTIONS}:{number}: not a promotion event (needs version and event); "
-                                "fix or remove the line") from exc
+            version, kind, fmt = int(event["version"]), event["event"], int(event.get("format", 1))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ArtifactError(f"{where}: not a promotion event (needs version and event); fix or remove the line") from exc
+        if fmt > LOG_FORMAT:
+            raise ArtifactError(f"{where}: written in log format {fmt}, this purpose-dspy reads up to {LOG_FORMAT}; "
+                                "upgrade purpose-dspy")
+        if kind not in EVENTS[:2 if fmt == 1 else None]:
+            raise ArtifactError(f"{where}: unknown event {kind!r} for log format {fmt}; fix or remove the line")
+        out.append((version, kind, event))
+    return out
+
+
+def promoted_stack(root: str | Path) -> list[int]:
+    """Promoted versions, oldest first; the last is the one `load(root)` gives. Pending and rejected versions
+    are never on it."""
+    stack: list[int] = []
+    for version, kind, _ in _checked_events(root):
         if version in stack:
             stack.remove(version)
         if kind == "promoted":
             stack.append(version)
     return stack
+
+
+def status(root: str | Path, version: int) -> tuple[str, dict[str, Any] | None]:
+    """A version's status and the log line that set it: "promoted" (now or earlier), "demoted", "pending",
+    "rejected", or "kept" (written, never promoted; line None)."""
+    last = next((event for v, _, event in reversed(_checked_events(root)) if v == version), None)
+    return (str(last["event"]), last) if last else ("kept", None)
 
 
 def rollback(root: str | Path, reason: str = "by operator") -> tuple[int, int | None]:
@@ -124,3 +158,25 @@ def resolve(ref: str | Path, *, explicit: str | None = None) -> Path:
     if not directory.is_dir():
         raise UsageError(f"{root} has no version {version}; see: purpose-dspy artifacts list {root}")
     return directory
+
+
+def approval_state(directory: Path, manifest: Manifest) -> tuple[str, dict[str, Any] | None]:
+    """`status` of a version, where one written pending whose log line is gone still counts as pending (its
+    manifest says approval is required, and nothing in the log ever promoted it)."""
+    state, line = status(directory.parent, manifest.version)
+    if state == "kept" and manifest.approval == "required":
+        return "pending", None
+    return state, line
+
+
+def check_servable(directory: Path, manifest: Manifest) -> None:
+    """Refuse a pending or rejected version: neither is ever served (`load(..., allow_unapproved=True)` to inspect)."""
+    state, line = approval_state(directory, manifest)
+    ref = f"{directory.parent}@v{manifest.version}"
+    if state == "pending":
+        raise ArtifactError(f"{ref} is pending approval (its gate passed, but it waits for an operator); it is not served "
+                            f"until approved: purpose-dspy artifacts approve {ref} (or: purpose-dspy artifacts reject {ref})")
+    if state == "rejected":
+        who, reason = (line or {}).get("who", "an operator"), (line or {}).get("reason", "")
+        raise ArtifactError(f"{ref} was rejected by {who} ({reason}); it is never served: load another version, or "
+                            f"promote it by hand if you mean to: purpose-dspy artifacts promote {ref}")

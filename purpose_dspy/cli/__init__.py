@@ -19,7 +19,9 @@ from purpose_dspy.cli import (
     compile,
     critic_check,
     edit,
+    improve,
     memory,
+    monitor,
     run,
 )
 from purpose_dspy.errors import (
@@ -64,4 +66,7 @@ def main(verbose: int) -> None:
 for command in (run.run, critic_check.critic_check, memory.memory, compile.compile_command, compile.eval_command,
                 compile.demo, artifacts.artifacts_group, edit.edit_command, archive.archive_group):
     main.add_command(command)
-
+main.add_command(improve.improve_command)
+for command in (monitor.report_command, monitor.monitor_command, monitor.pause_command, monitor.resume_command,
+                monitor.audit_group):
+    main.add_command(command)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from purpose_dspy.cli.options import lm_config, lm_options
+from purpose_dspy.cli.options import backend_options, lm_config, lm_options, monitor_dir_option
 from purpose_dspy.cli.plot import learning_curve
 
 
@@ -44,12 +45,19 @@ def _compile_options(command: Any) -> Any:
 @click.argument("taskset", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Artifact directory, e.g. compiled/twx-coin.")
 @_compile_options
+@backend_options
 @lm_options
 @click.option("--no-cache", is_flag=True, help="Bypass DSPy's response cache.")
+@click.option("--require-approval", is_flag=True,
+              help="Write a version the gate passed as pending: never served until `artifacts approve`.")
+@monitor_dir_option
+@click.option("--mlflow-uri", default=None, metavar="URI",
+              help="Also log the compile as an MLflow run at this tracking URI (pip install 'purpose-dspy[mlflow]').")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest's summary as one JSON object.")
 def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_threads: int, seed: int, explore: float,
                     n_train: int | None, n_dev: int | None, run_dir: str, model: str | None, api_base: str | None,
-                    critic_lm: str | None, config_file: str | None, no_cache: bool, as_json: bool) -> None:
+                    critic_lm: str | None, config_file: str | None, no_cache: bool, require_approval: bool,
+                    monitor_dir: str | None, mlflow_uri: str | None, as_json: bool) -> None:
     """Compile an agent on a task set and write the next version of its artifact.
 
     Rolls the agent out on the train split, keeps step demos from its best successful runs, calibrates
@@ -64,6 +72,17 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
     twice (parent and compiled). --json reports calls and tokens per role under by_role, and the
     gate's figures under gate (wins, losses, p_value, alpha).
 
+    --require-approval writes a version the gate passed as pending instead of promoting it: `load`
+    and `eval` never serve it until `purpose-dspy artifacts approve <out>@v<N>` (or `reject`).
+    --monitor-dir D (or PURPOSE_DSPY_MONITOR) records each rollout (source "compile"), the compile,
+    the gate's figures and the promotion or pending state in D's ledger, and an audit line when what
+    is served changes; D's limits.toml holds the rollouts, and a paused D (`purpose-dspy pause D`)
+    refuses to compile, or stops a running compile at its next step (nothing written; the same
+    command after `purpose-dspy resume D` continues from the checkpoint).
+    --mlflow-uri logs the compile as one MLflow run in experiment "purpose-dspy": its flags as params,
+    the dev figures of parent and compiled as before.* and after.*, the gate's as gate.*, and the
+    version directory as artifacts (a local file store needs MLFLOW_ALLOW_FILE_STORE=true).
+
     A writing task set (env "writing:constrained") compiles the editor instead: accepted answers
     become draft demos, verifier-labelled critiques and score-raising refinements become the
     critique's and the refiner's demos; success is the editor's gate (every constraint met, composite
@@ -76,19 +95,50 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
       purpose-dspy compile tasksets/twx-coin.toml --out compiled/twx-coin --max-lm-calls 2000 --json
     """
     from purpose_dspy.jobs import compile_taskset
+    from purpose_dspy.monitor import Monitor
+    from purpose_dspy.monitor.mlflow_runs import require_mlflow
     from purpose_dspy.teleprompt import CompileConfig
 
+    if mlflow_uri:
+        require_mlflow()  # before the compile, not after it
     outcome = compile_taskset(
         taskset, out, lm_config=lm_config(model, api_base, critic_lm, config_file, no_cache),
         config=CompileConfig(max_lm_calls=max_lm_calls, num_threads=num_threads, seed=seed, explore=explore,
                              progress=True),
-        run_dir=run_dir, train=n_train, dev=n_dev,
+        run_dir=run_dir, train=n_train, dev=n_dev, pending=require_approval,
+        monitor=Monitor.open(monitor_dir) if monitor_dir else None,
     )
+    _print_compile(outcome, out, as_json)
+    if mlflow_uri:
+        _log_to_mlflow(mlflow_uri, outcome, {"taskset": taskset, "out": out, "seed": seed, "explore": explore,
+                                             "max_lm_calls": max_lm_calls, "train": n_train, "dev": n_dev,
+                                             "num_threads": num_threads, "require_approval": require_approval})
+
+
+def _log_to_mlflow(uri: str, outcome: Any, params: dict[str, Any]) -> None:
+    """The compile as an MLflow run: its flags and version, the dev figures of parent and compiled, the gate's."""
+    from purpose_dspy.artifacts.records import decision_of
+    from purpose_dspy.monitor.mlflow_runs import log_compile
+
+    m, r = outcome.manifest, outcome.report
+    run_id = log_compile(
+        uri, params={**params, "version": m.version, "parent_version": m.parent_version, "status": decision_of(m),
+                     "promoted": decision_of(m) == "promoted", "reason": m.gate.reason, "lms": m.lms},
+        metrics_before=_brief(r.before), metrics_after=_brief(r.after), artifact_dir=outcome.path,
+        metrics={"gate": _gate_figures(r.gate), "lm_calls": r.lm_calls, "tokens": r.tokens, "seconds": r.seconds},
+        run_name=f"{outcome.path.parent.name} v{m.version}")
+    click.echo(f"logged to MLflow: run {run_id} at {uri}", err=True)
+
+
+def _print_compile(outcome: Any, out: str, as_json: bool) -> None:
+    """The compile's summary: one JSON object, or the table, the gate's line and what was written."""
+    from purpose_dspy.artifacts.records import decision_of
+
     m, r = outcome.manifest, outcome.report
     if as_json:
         click.echo(json.dumps({
-            "path": str(outcome.path), "version": m.version, "promoted": m.gate.promoted, "reason": m.gate.reason,
-            "gate": _gate_figures(r.gate),
+            "path": str(outcome.path), "version": m.version, "promoted": decision_of(m) == "promoted",
+            "status": decision_of(m), "reason": m.gate.reason, "gate": _gate_figures(r.gate),
             "before": _brief(r.before), "after": _brief(r.after), "train": _brief(r.train),
             "demos": {name: c.demos for name, c in m.components.items()}, "judge": r.judge,
             "memory_cards": len(r.memory_cards), "lm_calls": r.lm_calls, "tokens": r.tokens, "by_role": r.by_role,
@@ -100,7 +150,9 @@ def compile_command(taskset: str, out: str, max_lm_calls: int | None, num_thread
         if metrics is not None:
             click.echo(_metrics_row(label, metrics))
     click.echo(f"\ngate: {_gate_line(r.gate)}")
-    click.echo(f"wrote {outcome.path}: {'promoted' if m.gate.promoted else 'NOT promoted'} ({m.gate.reason})")
+    status = {"promoted": "promoted", "pending": "PENDING approval (the gate passed it; approve or reject it: "
+              f"purpose-dspy artifacts approve {out}@v{m.version})", "kept": "NOT promoted"}[decision_of(m)]
+    click.echo(f"wrote {outcome.path}: {status} ({m.gate.reason})")
     click.echo(f"demos: {', '.join(f'{n} {sum(c.demos.values())}' for n, c in m.components.items())}; "
                f"memory cards {len(r.memory_cards)}; {r.lm_calls} LM calls, {r.tokens} tokens, {r.seconds:.0f}s")
 
@@ -119,12 +171,9 @@ def _brief(m: Any) -> dict[str, Any] | None:
 
 def _gate_figures(gate: Any) -> dict[str, Any]:
     """The gate's decision as numbers (`ran` false: no dev evaluation, nothing decided)."""
-    if gate is None:
-        return {"ran": False}
-    c = gate.comparison
-    return {"ran": True, "promoted": gate.promoted, "paired": c.n if c else 0, "wins": c.wins if c else 0,
-            "losses": c.losses if c else 0, "p_value": gate.p_value, "alpha": gate.alpha,
-            "stopped_early": gate.stopped_early}
+    from purpose_dspy.artifacts.records import gate_figures
+
+    return gate_figures(gate)
 
 
 def _gate_line(gate: Any) -> str:
@@ -142,16 +191,18 @@ def _gate_line(gate: Any) -> str:
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
 @click.option("--tasks", "n_tasks", default=None, type=click.IntRange(1), help="Only the first N tasks of the split.")
 @click.option("--num-threads", default=1, show_default=True, type=click.IntRange(1))
+@backend_options
 @click.option("--critic", is_flag=True,
               help="Also score Φ with the critic; off by default: success is the environment's.")
 @lm_options
 @click.option("--require-signature", is_flag=True,
               help="Refuse an unsigned artifact; needs PURPOSE_DSPY_SIGNING_KEY (with the key set, a bad or missing "
                    "signature is refused anyway).")
+@monitor_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: int, critic: bool, model: str | None,
                  api_base: str | None, critic_lm: str | None, config_file: str | None, require_signature: bool,
-                 as_json: bool) -> None:
+                 monitor_dir: str | None, as_json: bool) -> None:
     """Evaluate a compiled artifact on a split of the task set it was compiled on.
 
     ARTIFACT is compiled/<name> (its promoted version) or compiled/<name>@v<N>. Runs the actor only
@@ -161,6 +212,10 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
     phi_scored. The LMs are the ones the artifact was compiled with, unless --lm/--critic-lm/--config
     say otherwise.
 
+    --monitor-dir D (or PURPOSE_DSPY_MONITOR) records each task in D's ledger (source "eval", the
+    artifact's name and version) and holds the evaluation to D's limits.toml; a paused D stops it
+    before its next step (one line, exit 1), the tasks already run still recorded.
+
     \b
     Examples:
       purpose-dspy eval compiled/treasure-maze --split test --json
@@ -168,12 +223,14 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
     """
     from purpose_dspy.artifacts import signing_key
     from purpose_dspy.jobs import evaluate_artifact
+    from purpose_dspy.monitor import Monitor
 
     if require_signature:  # with the key set, the load below refuses an unsigned or badly signed artifact
         signing_key(required=True)
     config = lm_config(model, api_base, critic_lm, config_file) if (model or critic_lm or config_file or api_base) else None
-    agent, metrics = evaluate_artifact(artifact, split, lm_config=config, tasks=n_tasks,  # type: ignore[arg-type]
-                                       num_threads=num_threads, critic=critic)
+    with Monitor.open(monitor_dir) if monitor_dir else contextlib.nullcontext() as monitor:
+        agent, metrics = evaluate_artifact(artifact, split, lm_config=config, tasks=n_tasks,  # type: ignore[arg-type]
+                                           num_threads=num_threads, critic=critic, monitor=monitor)
     if as_json:
         click.echo(json.dumps({"artifact": str(agent.path), "version": agent.version, **metrics.model_dump(mode="json")}))
         return
@@ -194,6 +251,7 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
 @click.option("--png", default="demo-learning-curve.png", show_default=True, type=click.Path(dir_okay=False),
               help="Where the learning-curve plot goes.")
 @click.option("--run-dir", default=".purpose-dspy-runs", show_default=True, type=click.Path(file_okay=False))
+@backend_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def demo(out: str, taskset: str | None, n_train: int, n_dev: int, n_test: int, max_lm_calls: int, png: str,
          run_dir: str, as_json: bool) -> None:

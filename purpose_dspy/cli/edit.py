@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from purpose_dspy.cli.options import lm_options
+from purpose_dspy.cli.options import lm_options, monitor_dir_option
 from purpose_dspy.errors import UsageError
 
 
@@ -22,10 +22,11 @@ from purpose_dspy.errors import UsageError
 @click.option("--target", default=None, type=click.FloatRange(0, 10), help="Composite score that passes [default: 8].")
 @click.option("--no-learn", is_flag=True, help="Read the archive but do not add to it.")
 @lm_options(critic=False)
+@monitor_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: output, gate, every round, cost.")
 def edit_command(request: str, archive_dir: str | None, program_ref: str | None, max_iterations: int,
                  target: float | None, no_learn: bool, model: str | None, api_base: str | None,
-                 config_file: str | None, as_json: bool) -> None:
+                 config_file: str | None, monitor_dir: str | None, as_json: bool) -> None:
     """Write REQUEST through draft -> critique -> refine, scored in Python.
 
     The constraints REQUEST states in common phrasings ("in exactly 12 words", "between 30 and 80
@@ -33,6 +34,8 @@ def edit_command(request: str, archive_dir: str | None, program_ref: str | None,
     bulleted list of 3 items", "end with a question") are measured by a program; the LM's critique
     commits to separate features and the rubric composes the deciding score. The loop stops when the
     score reaches the target or after --max-iterations drafts; the best round's text is printed.
+    With --monitor-dir D the request is recorded in D's ledger (source edit); a paused D or a spent
+    budget of D's limits.toml refuses it before any LM call.
 
     \b
     Examples:
@@ -40,6 +43,7 @@ def edit_command(request: str, archive_dir: str | None, program_ref: str | None,
       purpose-dspy edit "Describe a lighthouse in 2 sentences." --archive-dir runs/archive --json
     """
     from purpose_dspy.lm import build_role_lms, load_lm_config
+    from purpose_dspy.monitor import Monitor
     from purpose_dspy.programs.editor import Editor
     from purpose_dspy.runtime.editing import edit
     from purpose_dspy.writing.archive import Archive
@@ -47,6 +51,7 @@ def edit_command(request: str, archive_dir: str | None, program_ref: str | None,
     from purpose_dspy.writing.tasks import task_from_text
 
     task = task_from_text(request)
+    name, version = "zero-shot", None
     if program_ref:
         from purpose_dspy.artifacts import load
 
@@ -54,11 +59,15 @@ def edit_command(request: str, archive_dir: str | None, program_ref: str | None,
         if not compiled.is_editor:
             raise UsageError(f"{program_ref} is a compiled agent, not an editor; give a compiled editor")
         editor = compiled.program
+        name, version = compiled.manifest.name, f"v{compiled.version}"
     else:
         editor = Editor()
     editor.max_iterations = max_iterations
     if target is not None:
         editor.rubric = Rubric(**{**editor.rubric.model_dump(), "target": target})
+    guard = Monitor.open(monitor_dir).guard(name, version=version, source="edit") if monitor_dir else None
+    if guard is not None:
+        guard.check()  # paused, or a budget spent: nothing is asked of the LM (not even its start-up probe)
     config = load_lm_config(model=model, api_base=api_base, config_file=config_file)
     lm = build_role_lms(config, roles=("editor",))["editor"]
     archive = Archive(archive_dir) if archive_dir else None
@@ -68,11 +77,23 @@ def edit_command(request: str, archive_dir: str | None, program_ref: str | None,
     finally:
         if archive is not None:
             archive.close()
+    if guard is not None:
+        _record(guard, result)
     if as_json:
         click.echo(json.dumps({**result.summary(), "constraints": [c.describe() for c in task.constraints],
                                "drift": drift.model_dump(mode="json") if drift else None}))
         return
     _print_result(result, task, archive_dir, drift)
+
+
+def _record(guard: Any, result: Any) -> None:
+    """The request as a task record: success = passed the gate, a step per draft, no Φ."""
+    from purpose_dspy.monitor import TaskRecord
+
+    guard.record_task(TaskRecord(
+        program=guard.program, version=guard.version, source="edit", task_id=result.task_id, seed=result.seed,
+        success=result.passed, steps=len(result.rounds), phi_gain=None, lm_calls=len(result.lm_calls),
+        tokens=sum(c.tokens for c in result.lm_calls), seconds=round(result.seconds, 3), stop_reason=None))
 
 
 def _print_result(result: Any, task: Any, archive_dir: str | None, drift: Any) -> None:

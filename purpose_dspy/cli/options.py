@@ -91,3 +91,32 @@ def lm_config(model: str | None, api_base: str | None, critic_lm: str | None, co
 
     return load_lm_config(model=model, api_base=api_base, config_file=config_file,
                           role_models={"actor": actor_lm, "critic": critic_lm}, cache=False if no_cache else None)
+
+
+monitor_dir_option = click.option(
+    "--monitor-dir", "monitor_dir", default=None, envvar="PURPOSE_DSPY_MONITOR", type=click.Path(file_okay=False),
+    help="Run directory of the monitor: its ledger, audit log, limits.toml and triggers.toml record and limit this "
+         "command [env PURPOSE_DSPY_MONITOR; default: not monitored].")
+
+
+def backend_options(command: Any) -> Any:
+    """`--backend local|ray` and `--ray-address`: where the command's rollouts run, for its whole duration
+    (`runtime.backends.backend_flags`), without parameters of the command's own."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, backend: str | None = None, ray_address: str | None = None, **kwargs: Any) -> Any:
+        from purpose_dspy.runtime.backends import backend_flags
+
+        with backend_flags(backend, ray_address):
+            return command(*args, **kwargs)
+
+    wrapper = click.option(
+        "--ray-address", default=None, envvar="PURPOSE_DSPY_RAY_ADDRESS", metavar="ADDRESS",
+        help="Ray cluster to run on (implies --backend ray): auto, <head>:6379 or ray://<head>:10001 "
+             "[env PURPOSE_DSPY_RAY_ADDRESS; default: a local Ray started for the run with this machine's CPUs].",
+    )(wrapper)
+    return click.option(
+        "--backend", type=click.Choice(["local", "ray"]), default=None,
+        help="Where rollouts run: local (threads in this process, the default) or ray (--num-threads Ray workers, "
+             "one environment and the LMs each; same results). Needs pip install 'purpose-dspy[ray]'.",
+    )(wrapper)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from purpose_dspy.cli.options import lm_options, parse_params, safeguard_options
+from purpose_dspy.cli.options import lm_options, monitor_dir_option, parse_params, safeguard_options
 from purpose_dspy.errors import UsageError
 
 
@@ -31,17 +31,21 @@ from purpose_dspy.errors import UsageError
 @click.option("--explore", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Per-step chance of an action never tried in this state instead of the actor's choice.")
 @click.option("--distill", is_flag=True, help="After the run, let the distiller propose memory cards from it.")
+@monitor_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the step table.")
 def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: str | None, max_steps: int,
         max_lm_calls: int | None, model: str | None, api_base: str | None, actor_lm: str | None,
         critic_lm: str | None, config_file: str | None, no_cache: bool, store: str | None,
-        ablate: tuple[str, ...], memory_dir: str | None, explore: float, distill: bool, as_json: bool) -> None:
+        ablate: tuple[str, ...], memory_dir: str | None, explore: float, distill: bool, monitor_dir: str | None,
+        as_json: bool) -> None:
     """Run one episode: actor -> environment -> purpose critic at every step.
 
     Prints a row per step (action, Φ before and after, reward, and the environment's own
     progress, which the agent never sees) as it happens, then a summary; with --json, one
     object: success, steps, phi, lm_calls, tokens, seconds, and structured_outputs (the mode each
-    role's LM runs in; see --structured-outputs).
+    role's LM runs in; see --structured-outputs). With --monitor-dir D the run is recorded in D's
+    ledger and held to D's limits.toml; a limit that stops it (or D paused) ends the command with
+    one line and exit status 1, after the summary.
 
     \b
     Examples:
@@ -54,7 +58,7 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
 
     from purpose_dspy.environments import make_env
     from purpose_dspy.experience import Experience
-    from purpose_dspy.lm import build_role_lms, load_lm_config, structured_outputs_of
+    from purpose_dspy.lm import build_role_lms, load_lm_config
     from purpose_dspy.programs import Distiller, PurposeAgent
     from purpose_dspy.runtime.config import RunConfig
     from purpose_dspy.runtime.orchestrator import Orchestrator
@@ -67,6 +71,7 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
     task = Task(env_id=env_id, seed=seed, split=split, params=parse_params(params))
     if distill and not memory_dir:
         raise UsageError("--distill writes memory cards: give --memory-dir DIR too")
+    guard = _limit_guard(monitor_dir)
     lms = build_role_lms(config)
     env = make_env(env_id)
     experience = Experience(memory_dir) if memory_dir else None
@@ -74,7 +79,7 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
         run_config = RunConfig(max_steps=max_steps, max_lm_calls=max_lm_calls, explore=explore, seed=seed,
                                safeguards=SafeguardConfig().without(*ablate))
         orchestrator = Orchestrator(PurposeAgent(), lms, run_config, phi_store=PhiStore(store) if store else None,
-                                    experience=experience)
+                                    experience=experience, limit_guard=guard)
         result = _run_with_progress(orchestrator, env, task, purpose, as_json)
         if experience is not None and distill:
             with dspy.context(lm=lms["actor"], adapter=dspy.JSONAdapter()):
@@ -84,10 +89,31 @@ def run(env_id: str, seed: int, split: str, params: tuple[str, ...], purpose: st
         env.close()
         if experience is not None:
             experience.close()
+    _report(result, lms, as_json, guard)
+
+
+def _limit_guard(monitor_dir: str | None) -> Any:
+    """The monitor's guard of this run (None without --monitor-dir), checked once before any LM is built (a paused
+    directory or a spent day budget: not even the start-up probe is sent)."""
+    if not monitor_dir:
+        return None
+    from purpose_dspy.monitor import Monitor
+
+    guard = Monitor.open(monitor_dir).guard("zero-shot", source="run")
+    guard.check()
+    return guard
+
+
+def _report(result: Any, lms: Any, as_json: bool, guard: Any) -> None:
+    """The summary (one JSON object with --json); then a monitor's stop, as the one-line error it is."""
+    from purpose_dspy.lm import structured_outputs_of
+
     if as_json:
         click.echo(json.dumps({**result.summary(), "structured_outputs": structured_outputs_of(lms)}))
     else:
         _print_summary(result.summary())
+    if guard is not None and guard.stopped is not None:
+        raise guard.stopped
 
 
 def _run_with_progress(orchestrator: Any, env: Any, task: Any, purpose: str | None, as_json: bool) -> Any:

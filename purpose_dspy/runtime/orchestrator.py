@@ -3,7 +3,7 @@
 `start` opens a run, `steps` yields each `Transition` as it happens (callers can stream a table)
 and `result` closes it; `run` is the three in a row and `run_iter` the first two. A step is named
 methods: act, then the environment's step, then critique. The run ends with a typed `RunStopped`
-(done, step limit, LM budget) whose reason lands on the trajectory. Reward is given only when Φ
+(done, step limit, LM budget, a monitor's `LimitStop`) whose reason lands on the trajectory. Reward is given only when Φ
 rises (`PurposeScore.reward`). With `RunConfig(score_phi=False)` the loop is actor -> environment only:
 every step is unscored (an evaluation judges by the environment's success, not by Φ).
 """
@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dspy
 from dspy.utils.exceptions import LMError
@@ -50,6 +50,9 @@ from purpose_dspy.types import (
     Transition,
 )
 
+if TYPE_CHECKING:
+    from purpose_dspy.monitor import LimitGuard
+
 
 @dataclass
 class RunState:
@@ -78,6 +81,7 @@ class Orchestrator:
         adapter: Any = None,
         phi_store: PhiStore | None = None,
         experience: Experience | None = None,
+        limit_guard: LimitGuard | None = None,
     ) -> None:
         missing = {"actor", "critic"} - set(lms)
         if missing:
@@ -96,6 +100,8 @@ class Orchestrator:
                              "replay Q-values) learns from Φ, so the critic must score every step; drop the experience "
                              "or keep score_phi=True")
         self.experience = experience
+        # A monitor's limits (`Monitor.guard`): asked between steps and before env.step; records each finished task.
+        self.limit_guard = limit_guard
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, env: Environment, task: Task, purpose: str | None = None) -> RunResult:
@@ -138,6 +144,7 @@ class Orchestrator:
                 transition = self.step(run, env)
                 run.trajectory.steps.append(transition)
                 yield transition
+                self._count(run, transition)
         except RunStopped as stop:
             run.trajectory.stop_reason = stop.reason
         run.trajectory.success = run.state.success
@@ -151,13 +158,16 @@ class Orchestrator:
                 update={"cards_shown": learned.cards_shown, "steps_stored": learned.steps_stored,
                         "card_events": learned.card_events}
             )
-        return RunResult(
+        result = RunResult(
             trajectory=run.trajectory,
             seconds=time.perf_counter() - run.started,
             model_by_role={role: lm.model for role, lm in self.lms.items()},
             memory=memory,
             phi_scored=self.config.score_phi,
         )
+        if self.limit_guard is not None:
+            self.limit_guard.record(result)
+        return result
 
     def _check_limits(self, run: RunState) -> None:
         if run.state.done:
@@ -166,6 +176,14 @@ class Orchestrator:
             raise StepLimitReached()
         if self.config.max_lm_calls is not None and len(run.lm_calls) >= self.config.max_lm_calls:
             raise BudgetExceeded()
+        if self.limit_guard is not None:
+            self.limit_guard.check()  # the pause flag, the monitor's budgets, a halt
+
+    def _count(self, run: RunState, t: Transition) -> None:
+        """Tell the monitor's limits what the step spent and which safeguards flagged it (a streak halts)."""
+        if self.limit_guard is not None:
+            self.limit_guard.after_step(len(t.lm_calls), sum(c.tokens for c in t.lm_calls), t.score.flags,
+                                        episode=run.trajectory.id)
 
     # -- one step ---------------------------------------------------------------------------
     def step(self, run: RunState, env: Environment) -> Transition:
@@ -175,6 +193,8 @@ class Orchestrator:
         if decision.action is None:
             after, score = before, PurposeScore.unscored(run.phi, f"actor failed: {decision.error}")
         else:
+            if self.limit_guard is not None:
+                self.limit_guard.before_step(decision.action)  # the deny-list: a refused action never runs
             after = env.step(decision.action)
             score = self.critique(run, before, decision.action, after)
         score = score.at_peak(run.trajectory.phi_peak)  # reward only above the run's highest Φ so far
@@ -194,19 +214,20 @@ class Orchestrator:
     def act(self, run: RunState) -> dspy.Prediction:
         """The actor's choice, informed by experience; or, with probability `explore`, an untried action.
 
-        A state on the compiled path of this very task is shown that step as its only demo (and is not explored)."""
+        A state on the compiled path of this very task is shown that step as its only demo; neither it nor a state
+        where a rule of the compiled pool applies is explored."""
         history = self._history(run)
         advice = self._advise(run, history)
         remembered = self._remembered(run, history)
-        untried = advice.recall.untried if advice.recall else run.state.valid_actions
-        if (self.config.explore and untried and not advice.knows_a_path and not remembered
-                and run.rng.random() < self.config.explore):
-            run.memory.explored += 1
-            return dspy.Prediction(action=run.rng.choice(untried), thought="exploring: never tried here", error=None)
         # Our Actor leaves out pool demos of actions already taken from this very state; an actor of the user's
         # own whose forward has no `avoid` is called as before.
         takes_avoid = "avoid" in inspect.signature(type(self.agent.actor).forward).parameters
         extra = {"avoid": self._tried_here(run)} if takes_avoid else {}
+        untried = advice.recall.untried if advice.recall else run.state.valid_actions
+        if (self.config.explore and untried and not advice.knows_a_path and not remembered
+                and not self._ruled(run, extra) and run.rng.random() < self.config.explore):
+            run.memory.explored += 1
+            return dspy.Prediction(action=run.rng.choice(untried), thought="exploring: never tried here", error=None)
         with self._role(run, "actor"):
             decision = self.agent.actor(
                 purpose=run.trajectory.purpose, state=run.state, history=history,
@@ -224,6 +245,13 @@ class Orchestrator:
         if step is None:
             return []
         return [actor.demo(run.trajectory.purpose, run.state, step.action, thought=paths.thought(step), history=history)]
+
+    def _ruled(self, run: RunState, extra: dict) -> bool:
+        """Whether the compiled actor's pool has a rule for this state (then the step is not explored)."""
+        rule_for = getattr(self.agent.actor, "rule_for", None)
+        if rule_for is None or "avoid" not in extra:
+            return False
+        return rule_for(run.state, extra["avoid"], run.trajectory.purpose)[0] is not None
 
     def _tried_here(self, run: RunState) -> tuple[str, ...]:
         """Actions already taken from this very state in this run (the agent is back: they led nowhere)."""

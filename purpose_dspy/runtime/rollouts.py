@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -26,7 +26,12 @@ from purpose_dspy.runtime.orchestrator import Orchestrator
 from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.types import Role, RunResult, Task
 
+if TYPE_CHECKING:
+    from purpose_dspy.monitor import LimitGuard
+
 logger = logging.getLogger(__name__)
+# Arguments of `run_tasks` a backend does not take: its workers hold their own LMs.
+_NOT_SENT = ("agent", "tasks", "lms", "backend")
 
 
 def run_tasks(
@@ -44,12 +49,17 @@ def run_tasks(
     make_environment: Callable[[str], Environment] = make_env,
     desc: str = "rollouts",
     progress: bool = True,
+    limit_guard: LimitGuard | None = None, backend: Any = None,
 ) -> list[RunResult | None]:
     """Run `agent` on every task under `config` (step limit, safeguards, history, exploration); None where the
     budget ran out first. Each task's LM calls are capped by its share of what the budget has left.
 
-    `finished(task)` returns a result recorded earlier (a resumed job), which is reused as is.
+    `finished(task)` returns a result recorded earlier (a resumed job), which is reused as is. `limit_guard` (a
+    monitor's, `Monitor.guard`) limits every task and records each in the ledger; once it stops one, no further
+    wave starts.
     """
+    if backend is not None:  # `backends.open_backend`'s (e.g. Ray): the same waves, budget and results, elsewhere
+        return backend.run_tasks(agent, tasks, **{k: v for k, v in locals().items() if k not in _NOT_SENT})
     budget = budget or LMBudget(None)
     results, todo = _resumed(tasks, finished, budget)
     envs: dict[int, Environment] = {}
@@ -60,7 +70,8 @@ def run_tasks(
             envs[slot] = make_environment(task.env_id)
         caps = [c for c in (cap, config.max_lm_calls) if c is not None]
         run_config = config.model_copy(update={"max_lm_calls": min(caps) if caps else None})
-        return Orchestrator(agent, lms, run_config, phi_store=store).run(envs[slot], task, purpose)
+        return Orchestrator(agent, lms, run_config, phi_store=store, limit_guard=limit_guard).run(
+            envs[slot], task, purpose)
 
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc, disable=not progress, leave=False)
     try:
@@ -68,8 +79,7 @@ def run_tasks(
             for start in range(0, len(todo), max(1, num_threads)):
                 wave = todo[start : start + max(1, num_threads)]
                 remaining = budget.remaining
-                if not budget.allows(len(wave)):
-                    logger.warning("%s: LM-call budget spent; %d of %d tasks not run", desc, len(todo) - start, len(tasks))
+                if _stopped(budget, limit_guard, len(wave), desc, f"{len(todo) - start} of {len(tasks)}"):
                     break
                 cap = None if remaining is None else remaining // len(wave)
                 futures = [pool.submit(one, slot, tasks[i], cap) for slot, i in enumerate(wave)]
@@ -84,6 +94,16 @@ def run_tasks(
         for env in envs.values():
             env.close()
     return results
+
+
+def _stopped(budget: LMBudget, limit_guard: LimitGuard | None, calls: int, desc: str, left: str) -> bool:
+    """No further wave: a monitor's limit stopped a task, or the budget cannot give each rollout one call."""
+    why = limit_guard.stopped if limit_guard is not None else None
+    if why is None and not budget.allows(calls):
+        why = "LM-call budget spent"
+    if why is not None:
+        logger.warning("%s: %s; %s tasks not run", desc, why, left)
+    return why is not None
 
 
 def _resumed(tasks: Sequence[Task], finished: Callable[[Task], RunResult | None],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 SafeguardName = Literal["cache", "evidence", "injection", "confidence", "anomaly", "normalise"]
 SAFEGUARDS: tuple[SafeguardName, ...] = ("cache", "evidence", "injection", "confidence", "anomaly", "normalise")
@@ -26,6 +26,12 @@ class SafeguardConfig(BaseModel):
     top_phi: float = Field(9.0, ge=0, le=10, description=(
         "Φ above this (the top of the scale) is kept for states the environment itself reports a success "
         "(`State.success`); any other state's new Φ is capped at it (flag `capped_no_success`). 10 switches it off."))
+
+    @field_serializer("enabled")
+    def _in_order(self, enabled: frozenset[str]) -> list[str]:
+        """In a fixed order: a set's order changes from process to process (string hashing), and this dump names
+        the Φ store's namespace (`CriticGuard`) and a compile's job, which every process must agree on."""
+        return [name for name in SAFEGUARDS if name in enabled]
 
     def on(self, name: SafeguardName) -> bool:
         return name in self.enabled

@@ -57,6 +57,14 @@ class PhiStore:
     def __len__(self) -> int:
         return len(self._memory) if self._disk is None else len(self._disk)
 
+    def items(self) -> dict[str, float]:
+        """Every settled Φ by key (a snapshot: what a remote worker reads, `runtime/ray_backend.py`)."""
+        if self._disk is None:
+            with self._lock:
+                return dict(self._memory)
+        values = {key: self._check(key, self._disk.get(key)) for key in self._disk}
+        return {key: phi for key, phi in values.items() if phi is not None}
+
     def close(self) -> None:
         if self._disk is not None:
             self._disk.close()

@@ -5,16 +5,21 @@ Two kinds, because a small model carries only one of them across tasks:
 - **paths** (`TaskPaths`): per train task, its shortest successful path, loop-erased. A loaded program
   that meets that task again is shown the very step it took there (see `programs/task_paths.py`).
 - **pool demos**: cross-task steps, kept only where they hold across tasks. A step's situation and its
-  action's template are the abstract view of `programs/abstraction.py` (the purpose's goal words become
-  `<goal>`); a (situation, template) pair is kept when successful paths of at least `min_support`
-  different train tasks took it and no successful path of any train task took another template in
-  that situation. In coin every house starts in a kitchen whose coin lies another way, so "move east"
-  of one seed is contradicted by another's "move west" and never shown; "take <goal>" where the coin
-  can be taken holds in every task.
+  action's template are the abstract view of `programs/abstraction.py` (`take <goal>`, `<named>`). A step
+  is good evidence when it lies on the loop-erased path of a successful run, or of any run up to the last
+  step where the environment's progress rose (the compile sees the train tasks' progress; the agent never
+  does); bad when progress fell or the environment ended the run there without success. A (situation,
+  template) pair is kept when good steps of at least `min_support` different train tasks took it, every
+  train task with good steps in that situation took it there too (a task that only did otherwise
+  contradicts it), and no step that took it went bad. In coin every house starts in a kitchen whose coin
+  lies another way, so "move east" of one seed is contradicted by another's "move west" and never shown;
+  "take <goal>" where the coin can be taken holds in every task; in simonsays "do what the observation
+  names" rises every time and anything else ends the game.
 
-Every demo is a real step: its history is the real history of its run (not the loop-erased one), and
-its thought is the one the actor wrote when it took the step. An exploration step had no thought of
-the actor's; it gets a sentence that states only what is visible in its own state.
+Every demo is a real step: its history is the real history of its run (not the loop-erased one). Its
+thought states a fact of its own state where the observation names the action, else it is the one the
+actor wrote; an exploration step had no thought of the actor's and gets a sentence that states only what
+is visible in its own state.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ from purpose_dspy.teleprompt.base import DemoSource
 from purpose_dspy.types import Trajectory, Transition
 
 EXPLORING = "exploring:"  # how the orchestrator marks a step it took at random (runtime/orchestrator.py)
+RULE = "rule:"  # how the actor marks a step it took by a compiled rule, without the LM (programs/actor.py)
 
 
-def loop_erased(trajectory: Trajectory) -> list[Transition]:
-    """The steps of a trajectory with every detour back to an earlier state cut out (and failed steps)."""
+def loop_erased(trajectory: Trajectory, upto: int | None = None) -> list[Transition]:
+    """The steps of a trajectory (the first `upto` of them) with every detour back to an earlier state cut out
+    (and failed steps)."""
     path: list[Transition] = []
-    for step in trajectory.steps:
+    for step in trajectory.steps[:upto]:
         if step.action is None:
             continue
         seen = [p.before.observation for p in path]
@@ -45,6 +52,19 @@ def loop_erased(trajectory: Trajectory) -> list[Transition]:
             del path[seen.index(step.before.observation):]
         path.append(step)
     return path
+
+
+def _progress_before(traj: Trajectory, step: Transition) -> float:
+    return next((s.progress for s in reversed(traj.steps[:step.index]) if s.progress is not None), 0.0)
+
+
+def good_path(traj: Trajectory) -> list[Transition]:
+    """The loop-erased path of a successful run; of any other run, its loop-erased path up to the last step
+    where the environment's progress rose (a partial success: the compile sees the train tasks' progress)."""
+    if traj.success:
+        return loop_erased(traj)
+    rises = [s.index for s in traj.steps if s.progress is not None and s.progress > _progress_before(traj, s)]
+    return loop_erased(traj, rises[-1] + 1) if rises else []
 
 
 def best_paths(trajectories: list[Trajectory]) -> TaskPaths:
@@ -67,37 +87,67 @@ def best_paths(trajectories: list[Trajectory]) -> TaskPaths:
 
 
 def own_thought(step: Transition) -> str:
-    """The actor's thought for this step, or for a random exploration step one that says only what is visible."""
+    """The thought a pool demo shows, only ever about its own state: for an action its observation names, that
+    fact (the embedded model copies that pattern: see the README's simonsays figures); else the actor's own thought; for a random exploration step, a sentence saying only what is visible."""
+    if abstraction.named(step.action.text, step.before.observation):
+        return f"The observation names '{step.action.text}', and it is one of the valid actions."
     thought = step.action.thought if step.action else ""
-    if thought and not thought.startswith(EXPLORING):
+    if thought and not thought.startswith((EXPLORING, RULE)):
         return thought
     return f"'{step.action.text}' is one of the actions available here."
 
 
+def where(purpose: str, step: Transition) -> tuple[str, ...]:
+    """A step's abstract situation; with no slot in it, the very state text (only the same state matches)."""
+    before = step.before
+    return abstraction.situation(purpose, before.valid_actions, before.observation) or (
+        canonical_text(before.observation),)
+
+
+def _bad(traj: Trajectory, step: Transition) -> bool:
+    """The environment's progress fell at this step, or it ended the run here without success."""
+    if step.progress is not None and step.progress < _progress_before(traj, step):
+        return True
+    return step is traj.steps[-1] and not traj.success and traj.stop_reason == "done"
+
+
+def rules(trajectories: list[Trajectory]) -> dict[tuple, list[tuple[Trajectory, Transition]]]:
+    """(situation, template) -> the good steps (on a `good_path`) that took it, kept where no train task
+    contradicts it: none took another template in that situation without ever taking this one, and no
+    step that took it went bad (`_bad`). What held on the train tasks, with its evidence."""
+    good: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    used: dict[tuple, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # situation -> task -> templates
+    bad: set[tuple] = set()
+    for traj in trajectories:
+        for step in good_path(traj):
+            key = (where(traj.purpose, step), abstraction.template(step.action.text, traj.purpose,
+                                                                    step.before.observation))
+            good[key[0]][key[1]].append((traj, step))
+            used[key[0]][traj.task.task_id].add(key[1])
+        for step in traj.steps:
+            if step.action and _bad(traj, step):
+                bad.add((where(traj.purpose, step),
+                         abstraction.template(step.action.text, traj.purpose, step.before.observation)))
+    return {(situation, rule): steps for situation, by_rule in good.items() for rule, steps in by_rule.items()
+            if (situation, rule) not in bad and all(rule in took for took in used[situation].values())}
+
+
 def pool_demos(trajectories: list[Trajectory], *, max_demos: int, min_support: int = 2, per_situation: int = 2,
                history_window: int = 6, observation_chars: int = 160) -> tuple[list[dspy.Example], list[DemoSource]]:
-    """Cross-task step demos that hold across train tasks (see the module docstring), most supported first;
-    per kept (situation, template), one demo from each of up to `per_situation` supporting tasks."""
-    found: dict[tuple, dict[str, list[tuple[Trajectory, Transition]]]] = defaultdict(lambda: defaultdict(list))
-    for traj in trajectories:
-        if traj.success:
-            for step in loop_erased(traj):
-                where = abstraction.situation(traj.purpose, step.before.valid_actions) or (
-                    canonical_text(step.before.observation),)  # no action list: only the very same text
-                found[where][abstraction.template(step.action.text, traj.purpose)].append((traj, step))
+    """Cross-task step demos that held across train tasks (see `rules`): supported by good steps of at least
+    `min_support` different tasks, most supported first; per rule, one demo from each of up to `per_situation`
+    supporting tasks, each carrying its `support` (how many tasks)."""
     kept = []
-    for by_template in found.values():
-        if len(by_template) != 1:  # train tasks did different things here: none of them is true everywhere
-            continue
-        (steps,) = by_template.values()
+    for steps in rules(trajectories).values():
         one_per_task = list({traj.task.task_id: (traj, step) for traj, step in reversed(steps)}.values())[::-1]
         if len(one_per_task) >= min_support:
             kept.append((len(one_per_task), one_per_task[:per_situation]))
     kept.sort(key=lambda k: -k[0])
     demos, sources = [], []
-    for traj, step in [pick for _, picks in kept for pick in picks][:max_demos]:
+    for support, (traj, step) in [(n, pick) for n, picks in kept for pick in picks][:max_demos]:
         history = render_history(traj.steps[:step.index], history_window, observation_chars)
-        demos.append(Actor.demo(traj.purpose, step.before, step.action.text, thought=own_thought(step), history=history))
+        demo = Actor.demo(traj.purpose, step.before, step.action.text, thought=own_thought(step), history=history)
+        demos.append(demo.copy(support=support))
         sources.append(DemoSource(component="actor", index=len(demos) - 1, trajectory_id=traj.id, step=step.index,
                                   task_id=traj.task.task_id))
     return demos, sources

@@ -4,12 +4,14 @@
 
 1. **before**   the student on the valset, actor-only (the paired baseline the gate compares successes of);
 2. **rollouts** the student on the trainset, with exploration, so it finds its own first successes;
-                then up to `rounds` more rollouts (another exploration seed) of the tasks still unsolved;
+                then up to `rounds` more rollouts (another exploration seed) of the tasks still unsolved,
+                each round guided by the paths and rules learned so far;
 3. **actor**    each solved train task's shortest path (`TaskPaths`: the same task met again is shown its
                 own step, alone), and cross-task demos only where their abstract situation and action
-                template held in `min_support` train tasks and no train task did otherwise there
-                (`actor_demos.py`); a continuing compile adds to its parent's. Ranked by success, then
-                fewer steps: Φ gain is not used, the critic has not earned it on the embedded model;
+                template held in `min_support` train tasks (on a successful path, or where the train
+                task's progress rose) and no train task did otherwise or went wrong there
+                (`actor_demos.py`); a continuing compile adds to its parent's. Ranked by support: Φ
+                gain is not used, the critic has not earned it on the embedded model;
 4. **critic**   the meta-judge grades a sample of the critic's judgments; kept ones become the
                 critic's calibration demos (where Φ moved as the env's progress did), rejected ones
                 failure-pattern memory cards. Its LM grades count only if the LM keeps most verified
@@ -29,10 +31,11 @@ Temperature-0 LMs and the seed make a compile reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dspy
 from pydantic import Field
@@ -47,8 +50,10 @@ from purpose_dspy.programs.distiller import Distiller
 from purpose_dspy.programs.meta_judge import MetaJudge
 from purpose_dspy.programs.self_taught_evaluator import SelfTaughtEvaluator
 from purpose_dspy.runtime.budget import LMBudget
+from purpose_dspy.runtime.backends import Backend, open_backend
 from purpose_dspy.runtime.config import RunConfig
 from purpose_dspy.runtime.rollouts import run_tasks
+from purpose_dspy.runtime.workers import WorkerLMs
 from purpose_dspy.runtime.trace import traced_copy
 from purpose_dspy.safeguards import PhiStore
 from purpose_dspy.teleprompt.actor_demos import best_paths, merged_pool, pool_demos
@@ -69,6 +74,9 @@ from purpose_dspy.types import (
     Trajectory,
 )
 
+if TYPE_CHECKING:
+    from purpose_dspy.monitor import LimitGuard
+
 logger = logging.getLogger(__name__)
 
 
@@ -81,9 +89,13 @@ class CompileConfig(BudgetConfig):
         "inside the budget: the compile finds more first successes of its own."))
     max_actor_demos: int = Field(48, ge=0, description="Size of the actor's cross-task demo pool.")
     min_support: int = Field(2, ge=1, description=(
-        "A cross-task demo is kept when successful paths of at least this many train tasks took its action "
-        "in its situation and none took another one there."))
+        "A cross-task demo is kept when good steps of at least this many train tasks took its action "
+        "template in its situation and none contradicted it (teleprompt/actor_demos.py)."))
     demos_per_call: int = Field(3, ge=0, description="Pool demos each actor call is shown (the nearest ones).")
+    follow_rules: int = Field(3, ge=0, description=(
+        "Where a rule of the pool held on at least this many train tasks and never went wrong, the compiled "
+        "actor takes its action without an LM call (0: always ask the LM, showing the rule). The gate judges "
+        "the compiled program with it on."))
     max_critic_demos: int = Field(8, ge=0, description="Calibration demos kept for the critic.")
     judge_sample: int = Field(8, ge=0, description="Critic judgments the meta-judge grades.")
     contrast_pairs: int = Field(8, ge=0, description=(
@@ -101,6 +113,12 @@ class CompileConfig(BudgetConfig):
     run: RunConfig = Field(default_factory=RunConfig, description=(
         "How each rollout runs: safeguards, history window, observation cap. Its step limit comes from the "
         "examples' `max_steps`, its exploration from `explore` (train rollouts only), its seed from `seed`."))
+    backend: Backend = Field("local", description=(
+        "Where the rollouts run: 'local' (threads here) or 'ray' (`num_threads` Ray actors, one environment and the "
+        "LMs each; the teleprompter's `worker_lms` says how they build the LMs). Same results either way."))
+    ray_address: str | None = Field(None, description=(
+        "The Ray cluster to run on ('auto', '<head>:6379', 'ray://<head>:10001'); None: a local Ray started for "
+        "the run with this machine's CPUs."))
 
 
 def task_examples(tasks: list[Task], *, purpose: str = "{env_purpose}", max_steps: int = 20) -> list[dspy.Example]:
@@ -121,6 +139,9 @@ class PurposeTeleprompter(BudgetedTeleprompter):
         evaluator: SelfTaughtEvaluator | None = None,
         distiller: Distiller | None = None,
         make_environment: Any = None,
+        worker_lms: WorkerLMs | None = None,
+        limit_guard: LimitGuard | None = None,
+        candidate_version: str | None = None,
     ) -> None:
         super().__init__()
         if missing := {"actor", "critic"} - set(lms):
@@ -132,11 +153,27 @@ class PurposeTeleprompter(BudgetedTeleprompter):
         self.evaluator = evaluator or SelfTaughtEvaluator()
         self.distiller = distiller or Distiller(top_k=self.config.distill_top_k)
         self.make_environment = make_environment
+        self.worker_lms = worker_lms  # how a Ray worker builds `lms` (an LMConfig or an LMFactory)
+        # A monitor's limits (`Monitor.guard(..., source="compile")`): checked before and after every rollout phase
+        # and, on the local backend, at every step; each rollout recorded in its ledger, as the guard's version
+        # (the parent's) or, for the compiled program's valset runs, as `candidate_version`.
+        self.limit_guard, self.candidate_version = limit_guard, candidate_version
+        self._backend: Any = None  # the rollouts' backend while a compile runs (None: threads here)
         self.report = CompileReport()
 
     # -- the contract -------------------------------------------------------------------------
     def compile(self, student: PurposeAgent, *, trainset: list[dspy.Example], teacher: Any = None,
                 valset: list[dspy.Example] | None = None, **kwargs: Any) -> PurposeAgent:
+        cfg = self.config
+        with open_backend(cfg.backend, cfg.ray_address, workers=cfg.num_threads, lms=self.worker_lms) as backend:
+            self._backend = backend  # the workers (their environments, their LMs) serve every phase of this compile
+            try:
+                return self._compile(student, trainset=trainset, valset=valset)
+            finally:
+                self._backend = None
+
+    def _compile(self, student: PurposeAgent, *, trainset: list[dspy.Example],
+                 valset: list[dspy.Example] | None) -> PurposeAgent:
         started = time.perf_counter()
         cfg = self.config
         ckpt, budget, report = self._start(self._job_key(student, trainset, valset), trainset, "task_examples")
@@ -149,7 +186,8 @@ class PurposeTeleprompter(BudgetedTeleprompter):
         train = self._rollouts("train", student, trainset, budget, ckpt, phi_store, explore=cfg.explore)
         report.train = SplitMetrics.of("train", [TaskScore.of(r) for r in train])
         logger.info("rollouts: %s", report.train.row())
-        trajectories = [r.trajectory for r in train] + self._more_rounds(student, trainset, train, budget, ckpt, phi_store)
+        trajectories = [r.trajectory for r in train]
+        trajectories += self._more_rounds(student, trainset, trajectories, budget, ckpt, phi_store)
 
         program = student.deepcopy()
         # 3. actor: each train task's best path, and the cross-task demos that hold across train tasks
@@ -178,14 +216,21 @@ class PurposeTeleprompter(BudgetedTeleprompter):
         config = self.config.run.model_copy(update={"max_steps": max_steps, "explore": explore,
                                                     "seed": self.config.seed if seed is None else seed,
                                                     "score_phi": score_phi and self.config.run.score_phi})
-        results = run_tasks(
-            agent, tasks, lms=self.lms, config=config, purpose=purpose,
-            num_threads=self.config.num_threads, budget=budget, phi_store=phi_store,
-            finished=lambda t: self._restore(ckpt, f"{phase}/{t.task_id}"),
-            on_result=lambda t, r: ckpt.put(f"{phase}/{t.task_id}", r.model_dump(mode="json")),
-            desc=phase, progress=self.config.progress,
-            **({"make_environment": self.make_environment} if self.make_environment else {}),
-        )
+        guard, here = self.limit_guard, self._backend is None
+        if guard is not None:
+            guard.check()  # between phases: the pause flag, the monitor's budgets
+        with guard.labelled(self.candidate_version) if guard and phase == "after" else contextlib.nullcontext():
+            results = run_tasks(
+                agent, tasks, lms=self.lms, config=config, purpose=purpose,
+                num_threads=self.config.num_threads, budget=budget, phi_store=phi_store,
+                finished=lambda t: self._restore(ckpt, f"{phase}/{t.task_id}"),
+                on_result=lambda t, r: self._finished(ckpt, f"{phase}/{t.task_id}", r, record=not here),
+                desc=phase, progress=self.config.progress, backend=self._backend,
+                limit_guard=guard if here else None,  # the Ray backend sees no step: checked per phase only
+                **({"make_environment": self.make_environment} if self.make_environment else {}),
+            )
+        if guard is not None:
+            guard.check()  # a limit that stopped a rollout stops the compile here (LimitStop), between phases
         done = [r for r in results if r is not None]
         self._account(phase, [c for r in done for c in r.trajectory.lm_calls], budget)
         return done
@@ -196,18 +241,21 @@ class PurposeTeleprompter(BudgetedTeleprompter):
         results = self._rollouts(phase, agent, valset, budget, ckpt, phi_store, score_phi=False)
         return SplitMetrics.of(str(self._task(valset[0]).split), [TaskScore.of(r) for r in results])
 
-    def _more_rounds(self, student: PurposeAgent, trainset: list[dspy.Example], train: list[RunResult],
+    def _more_rounds(self, student: PurposeAgent, trainset: list[dspy.Example], seen: list[Trajectory],
                      budget: LMBudget, ckpt: Checkpoint, phi_store: PhiStore) -> list[Trajectory]:
         """Up to `rounds` more rollouts of each train task not solved yet, another exploration seed each round,
-        exploring at least half the time, actor-only (they look for first successes; the critic is not needed)."""
-        solved = {r.trajectory.task.task_id for r in train if r.trajectory.success}
+        exploring at least half the time, actor-only (they look for first successes; the critic is not needed).
+        Each round's actor already has the paths and rules learned from every rollout before it (replay-guided:
+        where a rule applies it is followed, not explored)."""
+        solved = {t.task.task_id for t in seen if t.success}
         found: list[Trajectory] = []
         for n in range(1, self.config.rounds + 1):
             todo = [e for e in trainset if self._task(e).task_id not in solved]
             if not todo or not budget.allows(1):
                 break
-            # actor-only: a first success is the environment's verdict, and Φ of these runs is not judged
-            results = self._rollouts(f"train-round-{n}", student, todo, budget, ckpt, phi_store, score_phi=False,
+            guided = student.deepcopy()
+            self._actor_demos(guided.actor, [*seen, *found])
+            results = self._rollouts(f"train-round-{n}", guided, todo, budget, ckpt, phi_store, score_phi=False,
                                      explore=max(self.config.explore, 0.5), seed=self.config.seed + n)
             found += [r.trajectory for r in results]
             solved |= {r.trajectory.task.task_id for r in results if r.trajectory.success}
@@ -223,6 +271,7 @@ class PurposeTeleprompter(BudgetedTeleprompter):
                                   history_window=cfg.run.history_window, observation_chars=cfg.run.observation_chars)
         actor.act.demos = merged_pool(actor.act.demos, new, cfg.max_actor_demos)
         actor.demos_per_call = cfg.demos_per_call
+        actor.follow_rules = cfg.follow_rules
         position = {id(d): i for i, d in enumerate(actor.act.demos)}
         kept = [s.model_copy(update={"index": position[id(d)]}) for d, s in zip(new, sources) if id(d) in position]
         logger.info("actor: paths of %d train tasks; %d cross-task demos held across >= %d tasks (pool %d)",
@@ -275,6 +324,14 @@ class PurposeTeleprompter(BudgetedTeleprompter):
     @staticmethod
     def _task(example: dspy.Example) -> Task:
         return task_of(example, Task, "task_examples")
+
+    def _finished(self, ckpt: Checkpoint, key: str, result: RunResult, *, record: bool) -> None:
+        """Checkpoint a finished rollout, unless a monitor's limit cut it short (a resumed compile runs it again);
+        `record`: write its task record here (a Ray worker's; the local step loop records its own)."""
+        if not (result.trajectory.stop_reason or "").startswith("limit:"):
+            ckpt.put(key, result.model_dump(mode="json"))
+        if record and self.limit_guard is not None:
+            self.limit_guard.record(result)
 
     @staticmethod
     def _restore(ckpt: Checkpoint, key: str) -> RunResult | None:

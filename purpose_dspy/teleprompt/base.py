@@ -149,7 +149,9 @@ class BudgetedTeleprompter(Teleprompter):
     def _job_hash(self, job: dict[str, Any]) -> str:
         """A name for everything that determines the compile's results (with the config, minus how it shows)."""
         # The gate decides from the episodes only: another alpha reuses the checkpoint (and old job names stay).
-        job = {**job, "config": self.config.model_dump(exclude={"progress", "num_threads", "gate"})}
+        # Where the rollouts run does not change them either (`backend`: the same results on local and ray).
+        job = {**job, "config": self.config.model_dump(exclude={"progress", "num_threads", "gate", "backend",
+                                                                "ray_address"})}
         return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
