@@ -153,7 +153,12 @@ def test_a_loaded_artifact_replays_its_train_task_and_shows_nothing_elsewhere(tm
     result = run.run(TreasureMaze(), task, taskset.purpose)
     path = [s.action for s in program.actor.paths.paths[task.task_id].steps]
     assert result.trajectory.success and [s.action.text for s in result.trajectory.steps] == path
-    assert all(len(seen) == 1 for seen in engine.demos_seen)  # the remembered step, shown alone
+    assert loaded.actor.follow_rules == 3 and engine.demos_seen == []  # compiled to follow it: no LM call
+    assert not result.trajectory.lm_calls
+    loaded.actor.follow_rules = 0  # asked instead: the remembered step is the LM's only demo
+    result = run.run(TreasureMaze(), task, taskset.purpose)
+    assert result.trajectory.success and [s.action.text for s in result.trajectory.steps] == path
+    assert engine.demos_seen and all(len(seen) == 1 for seen in engine.demos_seen)  # shown alone
     engine.demos_seen.clear()
     run.run(TreasureMaze(), taskset.tasks("test")[0], taskset.purpose)
     assert all(seen == [] for seen in engine.demos_seen)  # a held-out maze: no remembered step, no pool demo

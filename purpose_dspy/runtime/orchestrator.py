@@ -214,11 +214,15 @@ class Orchestrator:
     def act(self, run: RunState) -> dspy.Prediction:
         """The actor's choice, informed by experience; or, with probability `explore`, an untried action.
 
-        A state on the compiled path of this very task is shown that step as its only demo; neither it nor a state
-        where a rule of the compiled pool applies is explored."""
+        A state on the compiled path of this very task is shown that step as its only demo (an actor compiled with
+        `follow_rules` takes it without an LM call); neither it nor a state where a rule of the compiled pool
+        applies is explored."""
         history = self._history(run)
         advice = self._advise(run, history)
         remembered = self._remembered(run, history)
+        if remembered and getattr(self.agent.actor, "follow_rules", 0):  # compiled to follow what it knows
+            return dspy.Prediction(action=str(remembered[0].action), error=None,
+                                   thought="rule: this very task's compiled path goes this way from here")
         # Our Actor leaves out pool demos of actions already taken from this very state; an actor of the user's
         # own whose forward has no `avoid` is called as before.
         takes_avoid = "avoid" in inspect.signature(type(self.agent.actor).forward).parameters
