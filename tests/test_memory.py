@@ -408,3 +408,27 @@ def test_the_context_never_exceeds_its_budget_and_keeps_the_most_trusted(texts, 
     assert set(ctx.shown) | set(ctx.dropped) == {f"c{i}" for i in range(len(texts))}
     order = [c.id for c in store.cards()]
     assert list(ctx.shown) + list(ctx.dropped) == order  # a prefix is shown, the least trusted are dropped
+
+
+def test_a_distilled_card_id_comes_from_what_it_says_and_its_trajectories():
+    """The same proposal from the same trajectories gets the same id (a compile on Ray and locally writes one
+    artifact); another text or trajectory another id; a card with no trajectory (a user's) a random one."""
+    said = "Read every note before moving on."
+    one = strategic(said, provenance=Provenance(trajectory_ids=("t1",), created_by="distiller"))
+    assert one.id == strategic(said, provenance={"trajectory_ids": ["t1"], "created_by": "distiller"}).id
+    assert one.id == MemoryCard.model_validate_json(one.model_dump_json()).id  # a stored id is kept as written
+    assert one.id != strategic(said, provenance=Provenance(trajectory_ids=("t2",))).id
+    assert one.id != strategic(said + "!", provenance=Provenance(trajectory_ids=("t1",))).id
+    assert strategic(said).id != strategic(said).id
+    assert strategic(said, id="mine").id == "mine"
+
+
+def test_the_same_proposal_again_leaves_its_card_as_decided(store):
+    """A compile resumed after its memory phase wrote a card proposes it again with the same id: no error, no copy."""
+    ci = MemoryCI(store)
+    card = strategic("Search the cellar for a key first.", provenance=Provenance(trajectory_ids=("t1",)))
+    ci.propose(card)
+    ci.quarantine(card.id, "checked by hand")
+    event = ci.propose(card)
+    assert (event.card_id, event.to_status, event.reason) == (card.id, "quarantined", "proposed again")
+    assert len(store) == 1

@@ -109,3 +109,16 @@ def test_the_trace_records_prefix_cached_prompt_tokens_where_the_server_reports_
     recorder.on_lm_end("c1", None)
     (call,) = calls
     assert (call.prompt_tokens, call.completion_tokens, call.cached_tokens) == expected and not call.cached
+
+
+def test_a_namespace_gives_the_same_trajectory_id_on_every_run_and_none_a_random_one():
+    """A compile sets `id_namespace` (job key and phase) so its ids, and the artifact, are the same on any backend."""
+    move = first_valid()
+
+    def run(namespace):
+        lms = scripted_lms(actor=[{"thought": "t", "action": move}], critic=[])
+        config = RunConfig(max_steps=1, score_phi=False, id_namespace=namespace)
+        return Orchestrator(PurposeAgent(), lms, config).run(make_env("treasure-maze"), TASK).trajectory.id
+
+    assert run("job/train") == run("job/train") != run("job/after")
+    assert run(None) != run(None) and len(run(None)) == len(run("job/train")) == 12

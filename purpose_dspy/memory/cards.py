@@ -7,9 +7,11 @@ logs a `CardEvent` for every status change so any decision can be explained and 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -87,7 +89,9 @@ class MemoryCard(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    id: str = Field("", description="Given; else derived (sha256) from what the card says and the trajectories it "
+                    "came from, so one compile's cards get the same ids on every backend; random for a card with no "
+                    "trajectory (a user's).")
     kind: CardKind
     text: str = Field(description="The tip, or the SOP body for a procedural card.")
     title: str = Field("", description="Procedural cards: the one-line index entry (required for them).")
@@ -105,6 +109,19 @@ class MemoryCard(BaseModel):
     updated: float = Field(default_factory=time.time)
     stats: CardStats = Field(default_factory=CardStats)
     reason: str = Field("", description="Why the last status change happened.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _content_id(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("id"):
+            return data
+        provenance = data.get("provenance") or {}
+        provenance = provenance.model_dump() if isinstance(provenance, BaseModel) else provenance
+        if not dict(provenance).get("trajectory_ids"):
+            return {**data, "id": uuid.uuid4().hex[:12]}
+        said = [data.get(k, "") for k in ("kind", "title", "text", "action")]
+        said += [list(data.get("families", ())), data.get("version", 1), provenance]
+        return {**data, "id": hashlib.sha256(json.dumps(said, sort_keys=True, default=str).encode()).hexdigest()[:12]}
 
     @model_validator(mode="after")
     def _kind_fields(self) -> MemoryCard:

@@ -48,6 +48,9 @@ class MemoryCI:
         """
         card = card.model_copy(update={"status": "candidate", "stats": CardStats(), "version": 1, "supersedes": None})
         with self.store.transaction():
+            if card.id in self.store:  # the same proposal again (a resumed compile): its card stands as decided
+                had = self.store.get(card.id)
+                return CardEvent(card_id=had.id, from_status=had.status, to_status=had.status, reason="proposed again")
             if reason := quarantine_reason(card, observations, copied_words=self.config.copied_words):
                 logger.warning("memory card %s quarantined at admission: %s", card.id, reason)
                 return self._create(card, "quarantined", f"quarantined at admission: {reason}")

@@ -64,6 +64,9 @@ class MemoryStore:
         """Write `card`, replacing the stored card with the same id."""
         self._records.set(CARD_PREFIX + card.id, card.model_dump(mode="json"))
 
+    def __contains__(self, card_id: object) -> bool:
+        return isinstance(card_id, str) and self._read(CARD_PREFIX + card_id) is not None
+
     def get(self, card_id: str) -> MemoryCard:
         key = CARD_PREFIX + card_id
         record = self._read(key)

@@ -23,6 +23,12 @@ class RunConfig(BaseModel):
         "successful path goes on from the state.",
     )
     seed: int = Field(0, description="Seeds exploration, together with the task id: same seed, same choices.")
+    id_namespace: str | None = Field(
+        None,
+        description="When set, a trajectory's id is derived from it and the task id (sha256), so the same run gives "
+        "the same ids on every backend (a compile sets its job key and phase); None: a random id. Each task may "
+        "run once per namespace.",
+    )
     score_phi: bool = Field(
         True,
         description="Ask the critic for Φ at every step. False (evaluations, which judge by the environment's "

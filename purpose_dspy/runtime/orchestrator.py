@@ -10,6 +10,7 @@ every step is unscored (an evaluation judges by the environment's success, not b
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import random
 import time
@@ -123,7 +124,9 @@ class Orchestrator:
         """
         state = env.reset(task)
         purpose = (purpose or "{env_purpose}").replace("{env_purpose}", env.purpose).strip() or env.purpose
-        run = RunState(trajectory=Trajectory(purpose=purpose, task=task), state=state)
+        named = self.config.id_namespace  # a compile's: the same id on every backend
+        ids = {"id": hashlib.sha256(f"{named}/{task.task_id}".encode()).hexdigest()[:12]} if named else {}
+        run = RunState(trajectory=Trajectory(purpose=purpose, task=task, **ids), state=state)
         run.rng.seed(f"{self.config.seed}/{task.task_id}")
         run.lms = {role: traced_copy(lm, role, run.lm_calls) for role, lm in self.lms.items()}
         if self.experience is not None:  # volatile fields (counters) must not split one state in the replay

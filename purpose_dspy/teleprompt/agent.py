@@ -215,6 +215,7 @@ class PurposeTeleprompter(BudgetedTeleprompter):
         purpose = str(examples[0].get("purpose", "{env_purpose}"))
         config = self.config.run.model_copy(update={"max_steps": max_steps, "explore": explore,
                                                     "seed": self.config.seed if seed is None else seed,
+                                                    "id_namespace": f"{ckpt.job}/{phase}",
                                                     "score_phi": score_phi and self.config.run.score_phi})
         guard, here = self.limit_guard, self._backend is None
         if guard is not None:
