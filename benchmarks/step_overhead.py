@@ -74,7 +74,8 @@ def replay_raw(model_path: str, n_ctx: int, n_threads: int, requests: list[tuple
     for role, kwargs in requests:
         key = role if per_role else "shared"
         if key not in contexts:
-            contexts[key] = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            contexts[key] = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                                  verbose=False)  # as the engine loads it
         started = time.perf_counter()
         contexts[key].create_chat_completion(**kwargs)
         total += time.perf_counter() - started
@@ -85,7 +86,7 @@ def throughput(model_path: str, n_ctx: int, n_threads: int, prompt_tokens: int =
     """The model's own speed on this machine: prompt tokens/s (a fresh prompt, 1 token out) and generated tokens/s."""
     from llama_cpp import Llama
 
-    llama = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+    llama = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
     tokens = llama.tokenize(b"The quick brown fox jumps over the lazy dog. " * 60)[:prompt_tokens]
     prompt = llama.detokenize(tokens).decode(errors="ignore")
     seconds, produced = {}, {}
