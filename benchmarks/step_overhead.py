@@ -8,6 +8,9 @@ formatting and parsing, environment, critic bookkeeping). Two baselines run in t
   `Llama.create_chat_completion` call) replayed in call order into fresh contexts, one per role as
   purpose-dspy keeps them (our step time / raw time is everything we add) and one shared by both
   roles (what a per-role context saves through llama.cpp's prompt-prefix reuse);
+- llama.cpp inside our own run: each call's time in `create_chat_completion` as our steps make it, so
+  our step time over it is what we add with no run-to-run drift (the replay runs later, on a machine
+  whose speed moves by 20 % between runs);
 - the model's own prompt and generation throughput on this machine (tokens/s);
 - scripted LM: the same loop with DSPy's DummyLM, so its step time is the framework alone.
 
@@ -48,9 +51,10 @@ def run_episodes(lms: dict, episodes: int, max_steps: int, *, critic: bool = Tru
     return steps
 
 
-def record_requests(lms: dict) -> list[tuple[str, dict]]:
+def record_requests(lms: dict, inside: list[float]) -> list[tuple[str, dict]]:
     """Wrap each role's loaded llama.cpp model so every request it gets is kept, exactly as sent
-    (messages, grammar schema, max tokens, temperature), in call order."""
+    (messages, grammar schema, max tokens, temperature), in call order; `inside` gets the seconds each
+    call spent in llama.cpp itself, timed in the very run (no ordering or machine drift against it)."""
     log: list[tuple[str, dict]] = []
     for role, lm in lms.items():
         llama = lm.engine._model()  # load outside the timed region
@@ -58,7 +62,11 @@ def record_requests(lms: dict) -> list[tuple[str, dict]]:
 
         def recording(*args, _role=role, _call=original, **kwargs):
             log.append((_role, kwargs))
-            return _call(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return _call(*args, **kwargs)
+            finally:
+                inside.append(time.perf_counter() - started)
 
         llama.create_chat_completion = recording
     return log
@@ -119,9 +127,11 @@ def main() -> None:
     args = parser.parse_args()
 
     lms = build_role_lms(load_lm_config(model=args.lm, cache=False))
-    requests = record_requests(lms)
+    inside: list[float] = []
+    requests = record_requests(lms, inside)
     steps = run_episodes(lms, args.episodes, args.max_steps)
     full_requests = len(requests)
+    in_llama = sum(inside[:full_requests])
     actor_steps = run_episodes(lms, args.episodes, args.max_steps, critic=False)
     engine = lms["actor"].engine
     where = (str(engine.model_path), engine.n_ctx, engine.n_threads)
@@ -131,6 +141,7 @@ def main() -> None:
     speed = throughput(*where)
     scripted = run_episodes(scripted_lms(args.episodes * args.max_steps * 2), args.episodes, args.max_steps)
     report = build_report(lms["actor"].model, steps, actor_steps, raw, raw_actor, raw_shared, speed, scripted)
+    report["ours_over_llama_in_the_same_run"] = round(sum(s.seconds for s in steps) / in_llama, 3) if in_llama else None
     print(json.dumps(report) if args.json else render(report))
 
 
@@ -164,6 +175,7 @@ def render(r: dict) -> str:
         f"  prompt tokens per call        {r['prompt_tokens_per_call']}",
         f"  ours / raw llama.cpp, same requests: {r['ours_over_raw_llama']}x (the LM calls alone: "
         f"{r['dspy_lm_over_raw_llama']}x; actor only: {r['actor_only_ours_over_raw_llama']}x)",
+        f"  ours / the same calls' time inside llama.cpp, timed in our run: {r['ours_over_llama_in_the_same_run']}x",
         f"  framework share of a step     {r['framework_share']:.1%}",
         f"  one llama.cpp context per role is {r['per_role_context_speedup']}x faster than one shared",
         f"  the model on this machine: {r['prompt_tokens_per_second']} prompt tokens/s, "
