@@ -3,7 +3,11 @@
 Arms (each runs every seed; the actor alone, success judged by the environment):
 - dspy:          DSPy's JSONAdapter, the actor writes a `thought` before its action (the old default);
 - compact:       CompactJSONAdapter (purpose_dspy/lm/compact_adapter.py), still with the thought;
-- compact-direct: CompactJSONAdapter, the action alone (`Actor(reasoning=False)`).
+- compact-direct: CompactJSONAdapter, the action alone (`Actor(reasoning=False)`);
+- compact-cap240: CompactJSONAdapter with the thought capped at 240 characters in the grammar, as every
+  free string was before the actor's cap of 120 (`lm/schema.py` ROLE_STRING_CHARS);
+- compact-window4: CompactJSONAdapter with the thought, a history of the last 4 steps instead of 6
+  (`--arms` picks arms; the first one is the baseline of the sign tests).
 
 Then the critic's agreement with true progress (benchmarks/critic_accuracy.py, same transitions for
 each arm): stock adapter with the reasoning sentence, compact adapter with it, and without it.
@@ -38,19 +42,26 @@ from purpose_dspy.programs import Actor, PurposeAgent  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 import critic_accuracy  # noqa: E402
 
-ARMS = {
-    "dspy": (dspy.JSONAdapter, True),
-    "compact": (CompactJSONAdapter, True),
-    "compact-direct": (CompactJSONAdapter, False),
+ARMS = {  # name: (adapter, reasoning, the grammar's cap on free strings (None: the engine's own), RunConfig fields)
+    "dspy": (dspy.JSONAdapter, True, None, {}),
+    "compact": (CompactJSONAdapter, True, None, {}),
+    "compact-direct": (CompactJSONAdapter, False, None, {}),
+    "compact-cap240": (CompactJSONAdapter, True, 240, {}),
+    "compact-window4": (CompactJSONAdapter, True, None, {"history_window": 4}),
 }
 
 
 def run_arm(name: str, lms: dict, env_id: str, split: str, seeds: list[int], max_steps: int) -> dict:
-    adapter, reasoning = ARMS[name]
+    adapter, reasoning, cap, run_fields = ARMS[name]
     agent = PurposeAgent(actor=Actor(reasoning=reasoning))
-    orchestrator = Orchestrator(agent, lms, RunConfig(max_steps=max_steps, score_phi=False), adapter=adapter())
+    config = RunConfig(max_steps=max_steps, score_phi=False, **run_fields)
+    orchestrator = Orchestrator(agent, lms, config, adapter=adapter())
     env = make_env(env_id)
     solved, calls, steps = {}, [], 0
+    engine = getattr(lms["actor"], "engine", None)
+    engine_cap = getattr(engine, "max_string_chars", None)
+    if cap and engine_cap:
+        engine.max_string_chars = cap
     started = time.perf_counter()
     try:
         for seed in tqdm(seeds, desc=name, unit="task", file=sys.stderr, disable=None):
@@ -60,6 +71,8 @@ def run_arm(name: str, lms: dict, env_id: str, split: str, seeds: list[int], max
             calls += [c for s in result.trajectory.steps for c in s.lm_calls]
     finally:
         env.close()
+        if engine_cap:
+            engine.max_string_chars = engine_cap
     return {
         "successes": sum(solved.values()), "n": len(seeds), "solved": solved, "steps": steps,
         "actor_calls": len(calls),
@@ -85,7 +98,7 @@ def demo_prompt_tokens(lms: dict, env_id: str, demos: int = 3) -> dict:
     finally:
         env.close()
     out = {}
-    for name, (adapter, reasoning) in ARMS.items():
+    for name, (adapter, reasoning, _, _) in list(ARMS.items())[:3]:
         actor, counts = Actor(reasoning=reasoning, demos_per_call=demos), {}
         actor.act.demos = pool
         for label, pool_size in (("zero_shot", 0), (f"{demos}_demos", demos)):
@@ -111,6 +124,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 of the split, the same for every arm")
     parser.add_argument("--max-steps", type=int, default=12, help="the twx-coin task set's step limit")
     parser.add_argument("--critic-episodes", type=int, default=5, help="critic_accuracy.py episodes (0: skip)")
+    parser.add_argument("--arms", default="dspy,compact,compact-direct",
+                        help=f"comma-separated, of {', '.join(ARMS)}; the first is the baseline of the sign tests")
     parser.add_argument("--out", default=None, help="write the report as JSON here")
     parser.add_argument("--only-demo-tokens", action="store_true", help="just the compiled-vs-zero-shot prompt tokens")
     args = parser.parse_args()
@@ -124,9 +139,10 @@ def main() -> None:
                                                   "actor_prompt_tokens_with_demos": demo_tokens}, indent=1) + "\n")
         return
     seeds = list(range(args.seeds))
-    arms = {name: run_arm(name, lms, args.env, args.split, seeds, args.max_steps) for name in ARMS}
+    names = args.arms.split(",")
+    arms = {name: run_arm(name, lms, args.env, args.split, seeds, args.max_steps) for name in names}
     for name, arm in arms.items():
-        arm["vs_dspy"] = against(arm, arms["dspy"])
+        arm["vs_dspy"] = against(arm, arms[names[0]])
     critic = {}
     if args.critic_episodes:
         common = ["--env", args.env, "--episodes", str(args.critic_episodes), "--json"]
@@ -137,7 +153,7 @@ def main() -> None:
               "max_steps": args.max_steps, "arms": arms, "critic": critic,
               "actor_prompt_tokens_with_demos": demo_tokens}
     print(f"{args.env} {args.split} seeds 0..{args.seeds - 1}, actor only, max {args.max_steps} steps")
-    print(f"{'arm':16}{'solved':>8}{'vs dspy (W/L, p)':>20}{'prompt tok':>12}{'compl tok':>11}{'s/call':>8}")
+    print(f"{'arm':16}{'solved':>8}{'vs ' + names[0] + ' (W/L, p)':>20}{'prompt tok':>12}{'compl tok':>11}{'s/call':>8}")
     for name, arm in arms.items():
         vs = arm["vs_dspy"]
         paired = f"{vs['wins']}/{vs['losses']}, p={vs['sign_test_p']}"

@@ -4,13 +4,14 @@ Runs treasure-maze episodes on the embedded model (cache off) and splits each st
 into LM time (inside `dspy.LM` calls, as traced) and everything else (orchestrator, adapters'
 formatting and parsing, environment, critic bookkeeping). Two baselines run in the same process:
 
-- raw llama.cpp: the exact requests of the run (messages, grammar, max tokens, as recorded at the
-  `Llama.create_chat_completion` call) replayed in call order into fresh contexts, one per role as
-  purpose-dspy keeps them (our step time / raw time is everything we add) and one shared by both
-  roles (what a per-role context saves through llama.cpp's prompt-prefix reuse);
-- llama.cpp inside our own run: each call's time in `create_chat_completion` as our steps make it, so
-  our step time over it is what we add with no run-to-run drift (the replay runs later, on a machine
-  whose speed moves by 20 % between runs);
+- raw llama.cpp, paired: each request of the run (messages, grammar, max tokens, as it reaches
+  `Llama.create_chat_completion`) is sent the moment it is made, to a second llama.cpp model of the same
+  file with its own context per role, timed apart; raw goes first on every other call, so neither
+  side gains from going second. Our step time (less the raw calls made inside it) over the raw time
+  is everything we add, on the same requests, at the same moment, with the same prefix-cache state;
+- raw llama.cpp replayed later: the recorded requests again in call order into one context shared by
+  both roles, against a per-role replay (what a context per role saves through prefix reuse);
+- llama.cpp inside our own run: each call's time in `create_chat_completion` as our steps make it;
 - the model's own prompt and generation throughput on this machine (tokens/s);
 - scripted LM: the same loop with DSPy's DummyLM, so its step time is the framework alone.
 
@@ -40,36 +41,80 @@ from purpose_dspy.lm import build_role_lms, load_lm_config  # noqa: E402
 from purpose_dspy.programs import PurposeAgent  # noqa: E402
 
 
-def run_episodes(lms: dict, episodes: int, max_steps: int, *, critic: bool = True) -> list:
-    """The steps of `episodes` treasure-maze runs (seeds 0..N-1); `critic=False`: the actor alone."""
+def run_episodes(lms: dict, episodes: int, max_steps: int, *, critic: bool = True, paired: list | None = None) -> list:
+    """The steps of `episodes` treasure-maze runs (seeds 0..N-1); `critic=False`: the actor alone.
+    `paired` (the raw seconds of the paired calls, appended as they happen): returns (step, raw seconds
+    spent inside that step) pairs instead."""
     steps = []
     orchestrator = Orchestrator(PurposeAgent(), lms, RunConfig(max_steps=max_steps, score_phi=critic))
     env = make_env("treasure-maze")
     for seed in range(episodes):
         run = orchestrator.start(env, Task(env_id="treasure-maze", seed=seed))
-        steps += list(orchestrator.steps(run, env))
+        mark = len(paired) if paired is not None else 0
+        for step in orchestrator.steps(run, env):
+            if paired is None:
+                steps.append(step)
+            else:
+                steps.append((step, sum(paired[mark:])))
+                mark = len(paired)
     return steps
 
 
-def record_requests(lms: dict, inside: list[float]) -> list[tuple[str, dict]]:
+def record_requests(lms: dict, inside: list[float], pair: dict | None = None) -> list[tuple[str, dict]]:
     """Wrap each role's loaded llama.cpp model so every request it gets is kept, exactly as sent
     (messages, grammar schema, max tokens, temperature), in call order; `inside` gets the seconds each
-    call spent in llama.cpp itself, timed in the very run (no ordering or machine drift against it)."""
+    call spent in llama.cpp itself, timed in the very run. `pair` ({"models": {role: Llama}, "raw": []}):
+    each request also goes to that role's raw model, before ours on every other call, its seconds
+    appended to `pair["raw"]`."""
     log: list[tuple[str, dict]] = []
     for role, lm in lms.items():
         llama = lm.engine._model()  # load outside the timed region
-        original = llama.create_chat_completion
+        original = llama.__dict__.setdefault("_unwrapped", llama.create_chat_completion)
 
         def recording(*args, _role=role, _call=original, **kwargs):
             log.append((_role, kwargs))
+            raw_first = pair is not None and len(log) % 2 == 0
+            if raw_first:
+                pair["raw"].append(_timed(pair["models"][_role], kwargs))
             started = time.perf_counter()
             try:
                 return _call(*args, **kwargs)
             finally:
                 inside.append(time.perf_counter() - started)
+                if pair is not None and not raw_first:
+                    pair["raw"].append(_timed(pair["models"][_role], kwargs))
 
         llama.create_chat_completion = recording
     return log
+
+
+def _timed(llama, kwargs: dict) -> float:
+    started = time.perf_counter()
+    llama.create_chat_completion(**kwargs)
+    return time.perf_counter() - started
+
+
+def raw_models(model_path: str, n_ctx: int, n_threads: int, roles) -> dict:
+    """One llama.cpp model per role, loaded as the engine loads its own."""
+    from llama_cpp import Llama
+
+    return {role: Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                        verbose=False) for role in roles}
+
+
+def paired_ratio(lms: dict, where: tuple, episodes: int, max_steps: int, *, critic: bool) -> dict:
+    """Our step time over raw llama.cpp's on the very same requests, made side by side (see the docstring).
+    Our contexts are reset first, so both sides start with an empty prefix cache."""
+    pair = {"models": raw_models(*where, lms), "raw": []}
+    for lm in lms.values():
+        lm.engine._model().reset()
+    record_requests(lms, [], pair)
+    steps = run_episodes(lms, episodes, max_steps, critic=critic, paired=pair["raw"])
+    ours = sum(step.seconds - raw for step, raw in steps)
+    raw = sum(raw for _, raw in steps)
+    return {"ours_over_raw": round(ours / raw, 3) if raw else None, "steps": len(steps),
+            "ours_ms_per_step": round(ours / max(1, len(steps)) * 1000, 1),
+            "raw_ms_per_step": round(raw / max(1, len(steps)) * 1000, 1)}
 
 
 def replay_raw(model_path: str, n_ctx: int, n_threads: int, requests: list[tuple[str, dict]], per_role: bool) -> float:
@@ -138,10 +183,13 @@ def main() -> None:
     raw = replay_raw(*where, requests[:full_requests], per_role=True)
     raw_actor = replay_raw(*where, requests[full_requests:], per_role=True)
     raw_shared = replay_raw(*where, requests[:full_requests], per_role=False)
+    paired = paired_ratio(lms, where, args.episodes, args.max_steps, critic=True)
+    paired_actor = paired_ratio(lms, where, args.episodes, args.max_steps, critic=False)
     speed = throughput(*where)
     scripted = run_episodes(scripted_lms(args.episodes * args.max_steps * 2), args.episodes, args.max_steps)
     report = build_report(lms["actor"].model, steps, actor_steps, raw, raw_actor, raw_shared, speed, scripted)
     report["ours_over_llama_in_the_same_run"] = round(sum(s.seconds for s in steps) / in_llama, 3) if in_llama else None
+    report["paired_with_raw_llama"] = {"actor_and_critic": paired, "actor_only": paired_actor}
     print(json.dumps(report) if args.json else render(report))
 
 
@@ -173,9 +221,11 @@ def render(r: dict) -> str:
         f"  median step, actor + critic   {r['median_step_ms']:8.1f} ms   ({r['tokens_per_step']} tokens per step)",
         f"  median step, actor only       {r['median_actor_only_step_ms']:8.1f} ms",
         f"  prompt tokens per call        {r['prompt_tokens_per_call']}",
-        f"  ours / raw llama.cpp, same requests: {r['ours_over_raw_llama']}x (the LM calls alone: "
+        f"  ours / raw llama.cpp replaying the requests later: {r['ours_over_raw_llama']}x (the LM calls alone: "
         f"{r['dspy_lm_over_raw_llama']}x; actor only: {r['actor_only_ours_over_raw_llama']}x)",
         f"  ours / the same calls' time inside llama.cpp, timed in our run: {r['ours_over_llama_in_the_same_run']}x",
+        f"  ours / raw llama.cpp on each request side by side: {r['paired_with_raw_llama']['actor_and_critic']['ours_over_raw']}x"
+        f" (actor only: {r['paired_with_raw_llama']['actor_only']['ours_over_raw']}x)",
         f"  framework share of a step     {r['framework_share']:.1%}",
         f"  one llama.cpp context per role is {r['per_role_context_speedup']}x faster than one shared",
         f"  the model on this machine: {r['prompt_tokens_per_second']} prompt tokens/s, "

@@ -16,6 +16,8 @@ the purpose, the observation and the valid actions only:
   (Falling back to the set of verbs instead was tried: in treasure-maze it let "south" from one maze's
   start travel to every maze on two tasks' say-so.)
 
+`situation_of` is the one rule every caller applies: the slot shapes, else the very state text.
+
 A demo's action is kept as its **template** and shown only where the situation is the same and the
 template names exactly one valid action now. A template with no slot in it is the action itself.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.text import content_words, words
 
 GOAL = "<goal>"
@@ -66,6 +69,12 @@ def shape(action: str, purpose: str, observation: str = "") -> str | None:
 def situation(purpose: str, valid_actions: Sequence[str], observation: str = "") -> tuple[str, ...]:
     """The sorted slot shapes among the valid actions (empty: no slot, or no action list)."""
     return tuple(sorted({s for a in valid_actions if (s := shape(a, purpose, observation))}))
+
+
+def situation_of(purpose: str, observation: str, valid_actions: Sequence[str]) -> tuple[str, ...]:
+    """The situation demos are matched on: the slot shapes; with none, the canonical state text itself (only
+    the very same state matches)."""
+    return situation(purpose, valid_actions, observation) or (canonical_text(observation),)
 
 
 def concrete(template_text: str, purpose: str, valid_actions: Sequence[str], observation: str = "") -> str | None:

@@ -11,7 +11,6 @@ from purpose_dspy.programs import abstraction
 from purpose_dspy.programs.demo_selection import focused, scored_demos, situation
 from purpose_dspy.programs.retry import Rejected, predict_with_retries
 from purpose_dspy.programs.task_paths import TaskPaths
-from purpose_dspy.safeguards.canonical import canonical_text
 from purpose_dspy.signatures.act import Act, ActDirect, constrain_action
 from purpose_dspy.types import State
 
@@ -86,16 +85,15 @@ class Actor(dspy.Module):
     def rule_for(self, state: State, avoid: tuple[str, ...] = (), purpose: str = "") -> tuple[str | None, list]:
         """The action the pool's rules name here, and their demos (most similar first); (None, []) when none apply.
 
-        A pool demo applies when its abstract situation is the one here (with no slot in it: the very same
-        state text), its template names exactly one valid action here, that action is not in `avoid` (taken
+        A pool demo applies when its abstract situation is the one here (`abstraction.situation_of`), its template names exactly one valid action here, that action is not in `avoid` (taken
         from this very state already: the agent is back), and its own action is not another valid action here
         (a small model copies the literal text). At most `demos_per_call`; none when they disagree."""
-        here = abstraction.situation(purpose, state.valid_actions, state.observation) or (canonical_text(state.observation),)
+        here = abstraction.situation_of(purpose, state.observation, state.valid_actions)
         query = situation({"observation": state.observation, "valid_actions": state.valid_actions}, self.SITUATION)
         usable = []
         for _, demo in scored_demos(self.act.demos, query, self.SITUATION):
             p, seen, shown = str(demo.get("purpose", purpose)), str(demo.observation), str(demo.action)
-            there = abstraction.situation(p, demo.valid_actions, seen) or (canonical_text(seen),)
+            there = abstraction.situation_of(p, seen, demo.valid_actions)
             action = abstraction.concrete(abstraction.template(shown, p, seen), purpose, state.valid_actions,
                                           state.observation)
             trap = shown in state.valid_actions and shown != action
@@ -111,8 +109,7 @@ class Actor(dspy.Module):
         """What the pool's rule says here, in Python's words (true: counted on the train tasks)."""
         support = max(int(d.get("support", 0) or 0) for d in demos)
         tasks = f"{support} train tasks" if support else "the train tasks"
-        return (f"A step of this kind was right on {tasks} (it made progress, or lay on a path that succeeded) "
-                f"and never went wrong there; here that step is '{action}'.")
+        return f"A step of this kind was right on {tasks} and never wrong; here that step is '{action}'."
 
     def dump_state(self, json_mode: bool = True) -> dict:
         """DSPy's state of the predictor, plus the remembered paths (plain JSON) when there are any."""

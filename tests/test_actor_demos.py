@@ -56,6 +56,35 @@ def test_a_step_contradicted_by_another_task_is_never_a_cross_task_demo():
     assert pool_demos(coin_runs(), max_demos=10, min_support=4)[0] == []  # support 3 < 4
 
 
+def test_a_lucky_partial_run_does_not_veto_a_rule_but_a_success_another_way_does():
+    """Peckingorder's shape: two houses read the book first and reached the goal; a third took the right fruit
+    before reading (its one rise, then the game failed). Reading stays a rule; had that third run reached the
+    goal without ever reading there, it would contradict it."""
+    purpose = "Read and follow the instructions book."
+
+    def house(seed: int, fruit: str) -> State:
+        return state(f"You are in room {seed}. A {fruit} lies on a table. There is an instructions book.",
+                     "read instructions book", f"take {fruit}", "take peach")
+
+    def run(seed: int, steps: list[tuple[State, str]], progress: list[float], success: bool) -> Trajectory:
+        after = [s for s, _ in steps[1:]] + [state("The game is over.", done=True)]
+        return Trajectory(purpose=purpose, task=Task(env_id="toy", seed=seed), success=success, stop_reason="done",
+                          steps=[Transition(index=i, before=s, action=Action(text=a, thought="t"), after=after[i],
+                                            score=PurposeScore.unscored(0.0, "test"), progress=progress[i])
+                                 for i, (s, a) in enumerate(steps)])
+
+    named = [state(f"The current task is to take the {f}.", "read instructions book", f"take {f}", "take peach")
+             for f in ("papaya", "apple", "plum")]
+    readers = [run(i, [(house(i, f), "read instructions book"), (named[i], f"take {f}")], [0.0, 1.0], True)
+               for i, f in enumerate(("papaya", "apple"))]
+    lucky = run(2, [(house(2, "plum"), "take plum"), (house(2, "plum"), "take peach")], [0.25, 0.0], False)
+    demos, _ = pool_demos([*readers, lucky], max_demos=10, min_support=2)
+    assert "read instructions book" in [d.action for d in demos]
+    winner = run(2, [(house(2, "plum"), "take plum"), (named[2], "take plum")], [0.25, 1.0], True)
+    demos, _ = pool_demos([*readers, winner], max_demos=10, min_support=2)
+    assert "read instructions book" not in [d.action for d in demos]
+
+
 def test_no_demo_thought_claims_an_action_worked_in_another_state():
     runs = coin_runs()
     demos, _ = pool_demos(runs, max_demos=10, min_support=1)

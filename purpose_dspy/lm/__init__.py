@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from purpose_dspy.errors import LMUnavailableError, UsageError
+from purpose_dspy.lm.schema import string_cap
 from purpose_dspy.types import ROLES, Role
 
 logger = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ def build_lm(spec: LMSpec, role: str = "any") -> Any:
         model_string, path = resolve_local(spec.model.removeprefix("local/"))
         engine = _ENGINES.get((str(path), role))
         if engine is None:
-            engine = _ENGINES[(str(path), role)] = LlamaCppEngine(path)
+            engine = _ENGINES[(str(path), role)] = LlamaCppEngine(path, max_string_chars=string_cap(role))
         return dspy.LM(model_string, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens,
                        cache=spec.cache, num_retries=1)
     provider, _, model_id = spec.model.partition("/") if "/" in spec.model else ("openai", "", spec.model)
@@ -202,7 +203,7 @@ def build_lm(spec: LMSpec, role: str = "any") -> Any:
 
         check_endpoint(spec.api_base, min(STARTUP_TIMEOUT_S, spec.timeout), model=model_id)
         engine = OpenAICompatibleEngine(spec.api_base, model_id, structured_outputs=spec.structured_outputs,
-                                        timeout=spec.timeout)
+                                        timeout=spec.timeout, max_string_chars=string_cap(role))
         return dspy.LM(spec.model, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens,
                        cache=spec.cache, num_retries=spec.retries)
     kwargs: dict[str, Any] = {}

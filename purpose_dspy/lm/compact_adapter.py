@@ -11,7 +11,8 @@ What changes, and nothing else (parsing, `response_format` and retries are the J
   description; a `Literal` output reads "one of the listed options", so the message never varies;
 - demos: one user/assistant pair each, the answer as one-line JSON; an input field whose value is the
   same as in the current call (the purpose, an empty history) is left out of the demo, since the call
-  shows it once below;
+  shows it once below, and so is one that is empty (`EMPTY`: "", "(none)", "(none yet)"), which says
+  nothing a missing field does not;
 - the closing reminder names the keys in order, nothing more (no allowed values, no type notes).
 """
 
@@ -23,6 +24,10 @@ from typing import Any, Literal, get_args, get_origin
 
 import dspy
 from dspy.adapters.utils import serialize_for_json
+
+
+# Values that say a field is empty: a demo leaves such a field out (the actor's placeholders, programs/actor.py).
+EMPTY = ("", "(none)", "(none yet)")
 
 
 def _type_name(annotation: Any) -> str:
@@ -60,7 +65,9 @@ class CompactJSONAdapter(dspy.JSONAdapter):
 
     def format(self, signature: type[dspy.Signature], demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list:
         shared = {k for k in signature.input_fields if k in inputs}
-        trimmed = [{k: v for k, v in dict(d).items() if not (k in shared and v == inputs[k])} for d in demos]
+        trimmed = [{k: v for k, v in dict(d).items()
+                    if not (k in shared and v == inputs[k]) and not (k in signature.input_fields and v in EMPTY)}
+                   for d in demos]
         return super().format(signature, trimmed, inputs)
 
     def format_demos(self, signature: type[dspy.Signature], demos: list[dict[str, Any]]) -> list[dict[str, Any]]:

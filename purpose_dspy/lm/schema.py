@@ -24,6 +24,16 @@ from typing import Any, Literal
 StructuredOutputs = Literal["json_schema", "json_object", "none"]
 STRUCTURED_OUTPUTS: tuple[str, ...] = ("json_schema", "json_object", "none")
 MAX_STRING_CHARS = 240
+# Tighter caps per role. The actor's only free string is its one-sentence thought; at 240 characters the
+# embedded model sometimes repeats a sentence until the cap (91 tokens where 25 do). Capped at 120, twx:coin
+# dev seeds 0..19 solved the same 18 tasks (`python benchmarks/prompt_variants.py --arms compact-cap240,compact
+# --critic-episodes 0`). Other roles write longer text (an editor's draft, a judge's explanation).
+ROLE_STRING_CHARS = {"actor": 120}
+
+
+def string_cap(role: str) -> int:
+    """The cap on free strings for `role`'s answers."""
+    return ROLE_STRING_CHARS.get(role, MAX_STRING_CHARS)
 
 
 def cap_strings(schema: Any, limit: int) -> Any:

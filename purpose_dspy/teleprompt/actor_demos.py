@@ -9,10 +9,12 @@ Two kinds, because a small model carries only one of them across tasks:
   is good evidence when it lies on the loop-erased path of a successful run, or of any run up to the last
   step where the environment's progress rose (the compile sees the train tasks' progress; the agent never
   does); bad when progress fell or the environment ended the run there without success. A (situation,
-  template) pair is kept when good steps of at least `min_support` different train tasks took it, every
-  train task with good steps in that situation took it there too (a task that only did otherwise
-  contradicts it), and no step that took it went bad. In coin every house starts in a kitchen whose coin
-  lies another way, so "move east" of one seed is contradicted by another's "move west" and never shown;
+  template) pair is kept when good steps of at least `min_support` different train tasks took it, no
+  step that took it went bad, and no train task that reached the goal did only otherwise there (a
+  success another way contradicts it; a partial run's one lucky rise does not: in peckingorder a run that
+  took the right fruit before reading the book shows that taking it was not wrong, not that reading was).
+  In coin houses whose kitchens read alike send the coin different ways, so "move east" of one seed is
+  contradicted by another's successful "move west" and never shown;
   "take <goal>" where the coin can be taken holds in every task; in simonsays "do what the observation
   names" rises every time and anything else ends the game.
 
@@ -98,10 +100,9 @@ def own_thought(step: Transition) -> str:
 
 
 def where(purpose: str, step: Transition) -> tuple[str, ...]:
-    """A step's abstract situation; with no slot in it, the very state text (only the same state matches)."""
+    """A step's abstract situation (`abstraction.situation_of`: its slots, or the very state text)."""
     before = step.before
-    return abstraction.situation(purpose, before.valid_actions, before.observation) or (
-        canonical_text(before.observation),)
+    return abstraction.situation_of(purpose, before.observation, before.valid_actions)
 
 
 def _bad(traj: Trajectory, step: Transition) -> bool:
@@ -112,9 +113,9 @@ def _bad(traj: Trajectory, step: Transition) -> bool:
 
 
 def rules(trajectories: list[Trajectory]) -> dict[tuple, list[tuple[Trajectory, Transition]]]:
-    """(situation, template) -> the good steps (on a `good_path`) that took it, kept where no train task
-    contradicts it: none took another template in that situation without ever taking this one, and no
-    step that took it went bad (`_bad`). What held on the train tasks, with its evidence."""
+    """(situation, template) -> the good steps (on a `good_path`) that took it, kept where no train task that
+    succeeded took another template in that situation without ever taking this one, and no step that took it
+    went bad (`_bad`). What held on the train tasks, with its evidence."""
     good: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     used: dict[tuple, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # situation -> task -> templates
     bad: set[tuple] = set()
@@ -123,7 +124,8 @@ def rules(trajectories: list[Trajectory]) -> dict[tuple, list[tuple[Trajectory, 
             key = (where(traj.purpose, step), abstraction.template(step.action.text, traj.purpose,
                                                                     step.before.observation))
             good[key[0]][key[1]].append((traj, step))
-            used[key[0]][traj.task.task_id].add(key[1])
+            if traj.success:  # what a run that reached the goal did there (see the module docstring)
+                used[key[0]][traj.task.task_id].add(key[1])
         for step in traj.steps:
             if step.action and _bad(traj, step):
                 bad.add((where(traj.purpose, step),
