@@ -49,6 +49,16 @@ def test_demos_leave_out_what_the_call_already_shows_and_answer_in_one_line():
     assert PURPOSE in msgs[-1]["content"]
 
 
+def test_a_demo_leaves_out_its_empty_fields_even_where_the_call_has_them_filled():
+    """A compiled call carries a rule line in `experience` and a history; a demo's "(none)" says nothing."""
+    demo = dspy.Example(**act_inputs("You are at row 2.", ["east", "west"]), thought="t", action="east")
+    call = {**act_inputs("You are at row 0.", ["north"]), "history": "north -> You are at row 1.",
+            "experience": "here that step is 'north'"}
+    user = messages(ActDirect, [demo], **call)[1]["content"]
+    assert "experience" not in user and "history" not in user and "(none" not in user
+    assert "You are at row 2." in user
+
+
 def test_the_actor_and_critic_parse_through_it_in_both_variants():
     state = State(observation="You are at row 0.", valid_actions=("south", "east"))
     after = State(observation="You are at row 1.", valid_actions=("south", "east"))

@@ -102,7 +102,8 @@ def test_run_against_an_openai_compatible_server(server):
     assert schema["properties"]["action"]["enum"] == VALID  # the per-call Literal of valid actions
     assert actor["temperature"] == 0 and actor["repeat_penalty"] == 1.0
     critic = next(r for r in ScriptedChat.requests if "state_before" in asked(r))
-    assert critic["response_format"]["schema"]["properties"]["evidence"]["maxLength"] == 240  # the embedded cap
+    assert critic["response_format"]["schema"]["properties"]["evidence"]["maxLength"] == 240  # every role's cap
+    assert schema["properties"]["thought"]["maxLength"] == 120  # the actor's own (lm/schema.py ROLE_STRING_CHARS)
 
 
 def test_store_flag_shares_phi_between_runs(server, tmp_path):
