@@ -487,8 +487,9 @@ def gepa(b: Bench) -> tuple[PurposeAgent, dict]:
 
 
 def purpose_teleprompter(b: Bench) -> tuple[PurposeAgent, dict]:
+    rounds = {} if b.args.rounds is None else {"rounds": b.args.rounds}
     config = CompileConfig(max_lm_calls=b.args.budget, seed=b.args.seed, demos_per_call=b.args.k, distill=False,
-                           progress=b.progress)
+                           progress=b.progress, **rounds)
     teleprompter = PurposeTeleprompter(b.lms, config)
     # The gated result: when the gate refuses, compile returns the zero-shot parent, and that is what is tested.
     program = teleprompter.compile(PurposeAgent(), trainset=b.examples(b.train), valset=b.examples(b.dev))
@@ -623,6 +624,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "about half the time per step); the compile's train rollouts keep it")
     parser.add_argument("--k", type=int, default=3, help="demos per actor call (LabeledFewShot k, KNN k, bootstraps)")
     parser.add_argument("--seed", type=int, default=0, help="PurposeTeleprompter's exploration seed")
+    parser.add_argument("--rounds", type=int, default=None, help="PurposeTeleprompter's extra exploring rounds over the "
+                        "unsolved train tasks (default: CompileConfig's), inside the same budget")
     parser.add_argument("--lm", default=None, help="LM for every role (default: the embedded local model)")
     parser.add_argument("--api-base", default=None)
     parser.add_argument("--cache", action="store_true", help="use DSPy's response cache (off: seconds stay honest)")
