@@ -345,9 +345,9 @@ def run_demo(taskset_path: Path | None, out: str | Path, *, train: int, dev: int
     compiled version (promoted or not) on the same test seeds and the same train tasks run again.
 
     Every evaluation is actor-only (success is the environment's); the compile's train rollouts score Φ."""
-    path = taskset_path or Path(__file__).resolve().parent.parent / "tasksets" / "treasure-maze.toml"
+    path = taskset_path or Path(__file__).resolve().parent.parent / "tasksets" / "twx-simonsays.toml"
     if not path.exists():
-        raise UsageError(f"{path} not found; pass --taskset tasksets/treasure-maze.toml from a clone of the repository")
+        raise UsageError(f"{path} not found; pass --taskset tasksets/twx-simonsays.toml from a clone of the repository")
     started = time.perf_counter()
     taskset = load_taskset(path)
     config = load_lm_config()

@@ -239,14 +239,16 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
 
 
 @click.command("demo")
-@click.option("--out", default="compiled/treasure-maze", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="compiled/twx-simonsays", show_default=True, type=click.Path(file_okay=False),
               help="Where the compiled artifact goes.")
 @click.option("--taskset", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Task set [default: the treasure-maze one shipped with purpose-dspy].")
-@click.option("--train", "n_train", default=6, show_default=True, type=click.IntRange(1), help="Train seeds rolled out.")
-@click.option("--dev", "n_dev", default=4, show_default=True, type=click.IntRange(1),
-              help="Dev seeds for the promotion gate (4 promotes only a 4-0 sweep; the test runs use the version anyway).")
-@click.option("--test", "n_test", default=6, show_default=True, type=click.IntRange(1), help="Test seeds, before and after.")
+              help="Task set [default: the twx-simonsays one shipped with purpose-dspy; tasksets/treasure-maze.toml "
+                   "needs no Java].")
+@click.option("--train", "n_train", default=20, show_default=True, type=click.IntRange(1), help="Train seeds rolled out.")
+@click.option("--dev", "n_dev", default=20, show_default=True, type=click.IntRange(1),
+              help="Dev seeds for the promotion gate (at alpha 0.1 it takes 4 gained and none lost; the test runs use "
+                   "the version anyway).")
+@click.option("--test", "n_test", default=20, show_default=True, type=click.IntRange(1), help="Test seeds, before and after.")
 @click.option("--max-lm-calls", default=1500, show_default=True, type=click.IntRange(1), help="Budget of the compile.")
 @click.option("--png", default="demo-learning-curve.png", show_default=True, type=click.Path(dir_okay=False),
               help="Where the learning-curve plot goes.")
@@ -256,6 +258,10 @@ def eval_command(artifact: str, split: str, n_tasks: int | None, num_threads: in
 def demo(out: str, taskset: str | None, n_train: int, n_dev: int, n_test: int, max_lm_calls: int, png: str,
          run_dir: str, as_json: bool) -> None:
     """The main job on the embedded model: compile a task set, compare before and after.
+
+    The default task set is TextWorldExpress simonsays (Java): the observation names the right action among
+    eight, zero-shot SmolLM2 solves none, and what its own rollouts learn there carries to held-out games
+    (about 3 minutes on 2 cores).
 
     Evaluates the zero-shot agent on the test seeds and on the train tasks, compiles on the train seeds
     (gated on dev), evaluates the compiled version on the same test seeds (held out: only what transfers)
