@@ -16,7 +16,8 @@ the purpose, the observation and the valid actions only:
   (Falling back to the set of verbs instead was tried: in treasure-maze it let "south" from one maze's
   start travel to every maze on two tasks' say-so.)
 
-`situation_of` is the one rule every caller applies: the slot shapes, else the very state text.
+`situation_of` is the one rule every caller applies: the slot shapes, else the very state text; and
+`rule_key` matches a literal action (no slot in its template) only in the very same state.
 
 A demo's action is kept as its **template** and shown only where the situation is the same and the
 template names exactly one valid action now. A template with no slot in it is the action itself.
@@ -75,6 +76,15 @@ def situation_of(purpose: str, observation: str, valid_actions: Sequence[str]) -
     """The situation demos are matched on: the slot shapes; with none, the canonical state text itself (only
     the very same state matches)."""
     return situation(purpose, valid_actions, observation) or (canonical_text(observation),)
+
+
+def rule_key(purpose: str, observation: str, valid_actions: Sequence[str], template_text: str) -> tuple[str, ...]:
+    """Where a rule that takes `template_text` may be matched: a template with a slot (`take <goal>`,
+    `<named>`) in the abstract situation; an action with none (`move east`, `take papaya`) only in the very same
+    state, even where another action of that state has a slot (a literal action says nothing of other tasks)."""
+    if template_text == NAMED or GOAL in template_text.split():
+        return situation_of(purpose, observation, valid_actions)
+    return (canonical_text(observation),)
 
 
 def concrete(template_text: str, purpose: str, valid_actions: Sequence[str], observation: str = "") -> str | None:

@@ -85,17 +85,19 @@ class Actor(dspy.Module):
     def rule_for(self, state: State, avoid: tuple[str, ...] = (), purpose: str = "") -> tuple[str | None, list]:
         """The action the pool's rules name here, and their demos (most similar first); (None, []) when none apply.
 
-        A pool demo applies when its abstract situation is the one here (`abstraction.situation_of`), its template names exactly one valid action here, that action is not in `avoid` (taken
+        A pool demo applies when its situation is the one here (`abstraction.rule_key`: the abstract one for a
+        template with a slot, the very state text for a literal action), its template names exactly one valid
+        action here, that action is not in `avoid` (taken
         from this very state already: the agent is back), and its own action is not another valid action here
         (a small model copies the literal text). At most `demos_per_call`; none when they disagree."""
-        here = abstraction.situation_of(purpose, state.observation, state.valid_actions)
         query = situation({"observation": state.observation, "valid_actions": state.valid_actions}, self.SITUATION)
         usable = []
         for _, demo in scored_demos(self.act.demos, query, self.SITUATION):
             p, seen, shown = str(demo.get("purpose", purpose)), str(demo.observation), str(demo.action)
-            there = abstraction.situation_of(p, seen, demo.valid_actions)
-            action = abstraction.concrete(abstraction.template(shown, p, seen), purpose, state.valid_actions,
-                                          state.observation)
+            rule = abstraction.template(shown, p, seen)
+            there = abstraction.rule_key(p, seen, demo.valid_actions, rule)
+            here = abstraction.rule_key(purpose, state.observation, state.valid_actions, rule)
+            action = abstraction.concrete(rule, purpose, state.valid_actions, state.observation)
             trap = shown in state.valid_actions and shown != action
             if there == here and action and not trap and not (avoid and match_action(action, avoid)):
                 usable.append((action, demo))

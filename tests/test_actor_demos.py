@@ -85,6 +85,29 @@ def test_a_lucky_partial_run_does_not_veto_a_rule_but_a_success_another_way_does
     assert "read instructions book" not in [d.action for d in demos]
 
 
+def test_a_literal_action_is_a_rule_of_its_very_state_only_even_beside_a_slot():
+    """Two houses whose books both say 'papaya' first: "take papaya" was right in both, but it names no slot, so
+    it is not offered in a third house (whose situation, 'read <goal>', looks the same); reading is."""
+    purpose = "Read and follow the instructions book."
+    runs = []
+    for seed in (0, 1):
+        start = state(f"You are in room {seed}. A papaya lies here. There is an instructions book.",
+                      "read instructions book", "take papaya", "take peach")
+        took = state("You take the papaya.", "read instructions book", "take peach")
+        runs.append(Trajectory(purpose=purpose, task=Task(env_id="toy", seed=seed), success=True, steps=[
+            Transition(index=0, before=start, action=Action(text="take papaya", thought="t"), after=took,
+                       score=PurposeScore.unscored(0.0, "test"), progress=0.5),
+            Transition(index=1, before=took, action=Action(text="read instructions book", thought="t"),
+                       after=state("Done.", done=True), score=PurposeScore.unscored(0.0, "test"), progress=1.0)]))
+    demos, _ = pool_demos(runs, max_demos=10, min_support=2)
+    assert [d.action for d in demos] == ["read instructions book"] * 2
+    third = state("You are in room 2. A papaya lies here. There is an instructions book.",
+                  "read instructions book", "take papaya", "take plum")
+    actor = Actor()
+    actor.act.demos = demos
+    assert actor.rule_for(third, purpose=purpose)[0] == "read instructions book"  # not the other houses' papaya
+
+
 def test_no_demo_thought_claims_an_action_worked_in_another_state():
     runs = coin_runs()
     demos, _ = pool_demos(runs, max_demos=10, min_support=1)

@@ -113,25 +113,29 @@ def _bad(traj: Trajectory, step: Transition) -> bool:
 
 
 def rules(trajectories: list[Trajectory]) -> dict[tuple, list[tuple[Trajectory, Transition]]]:
-    """(situation, template) -> the good steps (on a `good_path`) that took it, kept where no train task that
-    succeeded took another template in that situation without ever taking this one, and no step that took it
-    went bad (`_bad`). What held on the train tasks, with its evidence."""
-    good: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    """(where, template) -> the good steps (on a `good_path`) that took it, kept where no train task that
+    succeeded took another template in that abstract situation without ever taking this one, and no step that
+    took it went bad (`_bad`). `where` is `abstraction.rule_key`: a literal action is a rule of its very state
+    only. What held on the train tasks, with its evidence."""
+    good: dict[tuple, list] = defaultdict(list)
+    situations: dict[tuple, set[tuple]] = defaultdict(set)  # (where, template) -> the abstract situations seen
     used: dict[tuple, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # situation -> task -> templates
     bad: set[tuple] = set()
     for traj in trajectories:
         for step in good_path(traj):
-            key = (where(traj.purpose, step), abstraction.template(step.action.text, traj.purpose,
-                                                                    step.before.observation))
-            good[key[0]][key[1]].append((traj, step))
+            key = _key(traj.purpose, step)
+            good[key].append((traj, step))
+            situations[key].add(where(traj.purpose, step))
             if traj.success:  # what a run that reached the goal did there (see the module docstring)
-                used[key[0]][traj.task.task_id].add(key[1])
-        for step in traj.steps:
-            if step.action and _bad(traj, step):
-                bad.add((where(traj.purpose, step),
-                         abstraction.template(step.action.text, traj.purpose, step.before.observation)))
-    return {(situation, rule): steps for situation, by_rule in good.items() for rule, steps in by_rule.items()
-            if (situation, rule) not in bad and all(rule in took for took in used[situation].values())}
+                used[where(traj.purpose, step)][traj.task.task_id].add(key[1])
+        bad |= {_key(traj.purpose, step) for step in traj.steps if step.action and _bad(traj, step)}
+    return {key: steps for key, steps in good.items() if key not in bad
+            and all(key[1] in took for situation in situations[key] for took in used[situation].values())}
+
+
+def _key(purpose: str, step: Transition) -> tuple:
+    rule = abstraction.template(step.action.text, purpose, step.before.observation)
+    return abstraction.rule_key(purpose, step.before.observation, step.before.valid_actions, rule), rule
 
 
 def pool_demos(trajectories: list[Trajectory], *, max_demos: int, min_support: int = 2, per_situation: int = 2,
